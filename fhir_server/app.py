@@ -1,0 +1,67 @@
+"""Builds the ASGI application.
+
+Requests under ``/fhir`` go straight to the FHIR endpoint (``api.fhir_app.FhirApp``, plain ASGI:
+it is the hot path); everything else (``/``, ``/healthz``, and later the SMART authorization pages
+and the app) is a FastAPI application, which also owns startup and shutdown (lifespan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from fhir_server import __version__
+from fhir_server.api.fhir_app import FhirApp
+from fhir_server.config import Settings
+from fhir_server.interactions.services import Services
+from fhir_server.storage import migrate
+
+log = logging.getLogger("cares_fhir")
+
+
+def create_app(settings: Settings) -> Any:
+    svc = Services.create(settings)
+    fhir = FhirApp(svc)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(migrate.upgrade, settings.database_url)
+        await svc.db.open()
+        if settings.no_auth:
+            log.warning("Authorization is OFF (--no-auth): every client can read and write every resource")
+        if settings.demo:
+            from fhir_server.demo import load_demo_if_empty
+
+            loaded = await load_demo_if_empty(svc)
+            log.info("demo data: %s", f"loaded {loaded} bundles" if loaded else "database not empty, skipped")
+        log.info("CARES FHIR %s serving FHIR R4 at %s (%s)", __version__, settings.fhir_base, svc.db.dialect)
+        try:
+            yield
+        finally:
+            await svc.db.close()
+
+    web = FastAPI(title="CARES FHIR", version=__version__, lifespan=lifespan)
+
+    @web.get("/")
+    async def root() -> dict[str, str]:
+        return {"name": "CARES FHIR", "fhir": settings.fhir_base, "version": __version__}
+
+    @web.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        async with svc.db.read() as c:
+            await c.one("SELECT 1")
+        return {"status": "ok"}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (scope["path"] == "/fhir" or scope["path"].startswith("/fhir/")):
+            await fhir(scope, receive, send)
+        else:
+            await web(scope, receive, send)
+
+    app.services = svc  # type: ignore[attr-defined]  # for the CLI and tests
+    return app

@@ -1,0 +1,77 @@
+"""The CapabilityStatement, generated from what is implemented: every R4 resource type with the
+interactions the router serves, the search parameters the search compiler accepts, and formats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from fhir_server import __version__
+from fhir_server.definitions import resource_types
+from fhir_server.interactions.request import Result
+from fhir_server.interactions.services import Services
+
+_TYPE_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type",
+                      "create", "search-type"]
+#: the parameter types the search compiler handles (fhir_server.search.parser)
+SUPPORTED_PARAM_TYPES = ("token", "reference", "string", "date", "uri", "number", "quantity")
+_COMMON_PARAMS = [
+    {"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},
+    {"name": "_lastUpdated", "type": "date",
+     "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
+]
+
+
+def capability_statement(svc: Services) -> dict[str, Any]:
+    resources = []
+    for rtype in sorted(resource_types()):
+        params = [{"name": p.code, "type": p.type, "definition": p.url}
+                  for code, p in sorted(svc.registry.params_for(rtype).items())
+                  if p.type in SUPPORTED_PARAM_TYPES and not code.startswith("_")]
+        resources.append({
+            "type": rtype,
+            "profile": f"http://hl7.org/fhir/StructureDefinition/{rtype}",
+            "interaction": [{"code": c} for c in _TYPE_INTERACTIONS],
+            "versioning": "versioned-update",
+            "readHistory": True,
+            "updateCreate": True,
+            "conditionalCreate": True,
+            "conditionalRead": "not-supported",
+            "conditionalUpdate": True,
+            "conditionalDelete": "multiple",
+            "referencePolicy": ["literal", "local"],
+            "searchInclude": [f"{rtype}:{p['name']}" for p in params if p["type"] == "reference"],
+            "searchRevInclude": [],
+            "searchParam": _COMMON_PARAMS + params,
+        })
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-26",
+        "publisher": "CARES FHIR",
+        "kind": "instance",
+        "software": {"name": "CARES FHIR", "version": __version__},
+        "implementation": {"description": "CARES FHIR server for the MassHealth CARES for Kids program",
+                           "url": svc.base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Authorization is not enforced yet (started with --no-auth)." if svc.settings.no_auth
+            else "",
+            "resource": resources,
+            "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+        }],
+    }
+
+
+_CACHE: dict[int, bytes] = {}
+
+
+def capability_result(svc: Services) -> Result:
+    raw = _CACHE.get(id(svc))
+    if raw is None:
+        raw = _CACHE[id(svc)] = orjson.dumps(capability_statement(svc))
+    return Result(200, raw=raw)

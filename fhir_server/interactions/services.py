@@ -1,0 +1,34 @@
+"""What every interaction needs: settings, the repository and the search-parameter registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fhir_server.config import Settings
+from fhir_server.indexing.extract import extract_index_rows
+from fhir_server.indexing.registry import SearchParamRegistry
+from fhir_server.storage.db import Database, create_database
+from fhir_server.storage.repository import Repository
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    repo: Repository
+    registry: SearchParamRegistry
+
+    @classmethod
+    def create(cls, settings: Settings) -> Services:
+        db = create_database(settings.database_url, pool_size=settings.pool_size)
+        registry = SearchParamRegistry.default()
+
+        def indexer(resource: dict[str, Any]) -> dict[str, list[tuple]]:
+            return extract_index_rows(registry, resource)
+
+        return cls(settings, db, Repository(db, indexer), registry)
+
+    @property
+    def base(self) -> str:
+        return self.settings.fhir_base

@@ -1,0 +1,248 @@
+"""Database connections for SQLite (embedded default) and PostgreSQL (production).
+
+Hot paths run hand-written SQL (``%s`` placeholders) straight on the DBAPI drivers — psycopg 3's
+async pool and the stdlib ``sqlite3`` — because SQLAlchemy's async engine costs ~0.8 ms per
+connection checkout (measured: 17 % of a bare stack's read rate vs 55 % for psycopg_pool).
+SQLAlchemy describes the schema (``schema.py``) and drives Alembic migrations (``migrate.py``).
+
+Everything above this module uses the same ``Conn`` API on both backends:
+``one`` / ``all`` / ``run`` / ``many`` / ``batch`` and ``lock`` (a transaction-scoped advisory
+lock on PostgreSQL; a no-op on SQLite where a write transaction already excludes all others).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+Statement = tuple[str, Sequence[Any]]
+
+
+class Conn(ABC):
+    """One connection, possibly inside a transaction."""
+
+    dialect: str
+
+    @abstractmethod
+    async def one(self, sql: str, args: Sequence[Any] = ()) -> tuple | None: ...
+
+    @abstractmethod
+    async def all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]: ...
+
+    @abstractmethod
+    async def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """Execute, return the affected row count."""
+
+    @abstractmethod
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    async def batch(self, statements: Sequence[tuple[str, Sequence[Any], bool]]) -> None:
+        """Run (sql, args_or_rows, is_many) statements in order without waiting for each result."""
+
+    @abstractmethod
+    async def lock(self, key: str) -> None:
+        """Take a lock named ``key`` until the end of the current transaction."""
+
+
+class Database(ABC):
+    dialect: str
+    #: appended to a SELECT that reads a row the transaction will change
+    for_update: str = ""
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def read(self) -> Any:
+        """``async with db.read() as conn``: a connection in autocommit mode."""
+
+    @abstractmethod
+    def write(self) -> Any:
+        """``async with db.write() as conn``: one transaction, committed on success, rolled back on error."""
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The URL as SQLAlchemy wants it (``postgresql+psycopg://`` for PostgreSQL)."""
+    u = make_url(url)
+    if u.get_backend_name() == "postgresql":
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def create_database(url: str, *, pool_size: int = 8) -> Database:
+    u = make_url(url)
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        return SqliteDatabase(u.database or ":memory:")
+    if backend == "postgresql":
+        return PostgresDatabase(u.set(drivername="postgresql").render_as_string(hide_password=False),
+                                pool_size=pool_size)
+    raise ValueError(f"unsupported database URL scheme {u.drivername!r} (use sqlite:/// or postgresql+psycopg://)")
+
+
+# --------------------------------------------------------------------------------------------- PostgreSQL
+class _PgConn(Conn):
+    dialect = "postgresql"
+
+    def __init__(self, conn: Any) -> None:
+        self._c = conn
+
+    async def one(self, sql: str, args: Sequence[Any] = ()) -> tuple | None:
+        cur = await self._c.execute(sql, args)
+        return await cur.fetchone()
+
+    async def all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        cur = await self._c.execute(sql, args)
+        return await cur.fetchall()
+
+    async def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        cur = await self._c.execute(sql, args)
+        return cur.rowcount
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            async with self._c.cursor() as cur:
+                await cur.executemany(sql, rows)
+
+    async def batch(self, statements: Sequence[tuple[str, Sequence[Any], bool]]) -> None:
+        async with self._c.pipeline(), self._c.cursor() as cur:
+            for sql, args, is_many in statements:
+                if is_many:
+                    if args:
+                        await cur.executemany(sql, args)
+                else:
+                    await cur.execute(sql, args)
+
+    async def lock(self, key: str) -> None:
+        h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+        await self._c.execute("SELECT pg_advisory_xact_lock(%s)", (h,))
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+    for_update = " FOR UPDATE"
+
+    def __init__(self, conninfo: str, *, pool_size: int = 8) -> None:
+        self.conninfo = conninfo
+        self.pool_size = pool_size
+        self._pool: Any = None
+
+    async def open(self) -> None:
+        from psycopg_pool import AsyncConnectionPool
+
+        self._pool = AsyncConnectionPool(self.conninfo, min_size=self.pool_size, max_size=self.pool_size,
+                                         open=False, kwargs={"autocommit": True, "prepare_threshold": 2})
+        await self._pool.open(wait=True)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Conn]:
+        async with self._pool.connection() as c:
+            yield _PgConn(c)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Conn]:
+        async with self._pool.connection() as c, c.transaction():
+            yield _PgConn(c)
+
+
+# --------------------------------------------------------------------------------------------- SQLite
+_SQL_CACHE: dict[str, str] = {}
+
+
+def _q(sql: str) -> str:
+    """psycopg-style SQL → sqlite3 style (``%s`` → ``?``, ``%%`` → ``%``), cached."""
+    out = _SQL_CACHE.get(sql)
+    if out is None:
+        out = _SQL_CACHE[sql] = sql.replace("%s", "?").replace("%%", "%")
+    return out
+
+
+class _SqliteConn(Conn):
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._c = conn
+
+    async def one(self, sql: str, args: Sequence[Any] = ()) -> tuple | None:
+        return self._c.execute(_q(sql), args).fetchone()
+
+    async def all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        return self._c.execute(_q(sql), args).fetchall()
+
+    async def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return self._c.execute(_q(sql), args).rowcount
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._c.executemany(_q(sql), rows)
+
+    async def batch(self, statements: Sequence[tuple[str, Sequence[Any], bool]]) -> None:
+        for sql, args, is_many in statements:
+            if is_many:
+                if args:
+                    self._c.executemany(_q(sql), args)
+            else:
+                self._c.execute(_q(sql), args)
+
+    async def lock(self, key: str) -> None:
+        return None  # BEGIN IMMEDIATE already serialises writers
+
+
+class SqliteDatabase(Database):
+    """One connection guarded by an asyncio lock: SQLite has one writer at a time anyway, and its
+    calls take microseconds, so they run on the event loop without a thread hop."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        c = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA synchronous=NORMAL")
+        c.execute("PRAGMA busy_timeout=10000")
+        self._conn = c
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Conn]:
+        async with self._lock:
+            yield _SqliteConn(self._conn)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Conn]:
+        async with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteConn(c)
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")

@@ -1,0 +1,179 @@
+"""The Repository: the only code that reads and writes resource rows, history rows and index rows.
+
+It is also the one place that assigns versions (``save`` / ``delete``): version n+1 of a resource
+is written while its current row is locked (``current_for_update``), so versions are gap-free and
+strictly increasing on both backends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from fhir_server.indexing.dates import format_instant
+from fhir_server.storage.db import Conn, Database
+from fhir_server.storage.schema import INDEX_TABLES
+
+IndexRows = dict[str, list[tuple]]
+Indexer = Callable[[dict[str, Any]], IndexRows]
+
+_INSERT_INDEX = {
+    kind: "INSERT INTO {t} (rkey, rtype, param, {cols}) VALUES (%s, %s, {ph})".format(
+        t=table.name,
+        cols=", ".join(c.name for c in table.columns if c.name not in ("rkey", "rtype")),
+        ph=", ".join(["%s"] * (len(table.columns) - 2)),
+    )
+    for kind, table in INDEX_TABLES.items()
+}
+_DELETE_INDEX = [f"DELETE FROM {t.name} WHERE rkey = %s" for t in INDEX_TABLES.values()]
+
+_COLS = "rkey, rtype, id, version, last_updated, deleted, body"
+_SQL_READ = f"SELECT {_COLS} FROM resource WHERE rtype = %s AND id = %s"
+_SQL_VREAD = ("SELECT h.rkey, h.rtype, h.id, h.version, h.last_updated, h.body IS NULL, h.body "
+              "FROM resource_history h JOIN resource r ON r.rkey = h.rkey "
+              "WHERE r.rtype = %s AND r.id = %s AND h.version = %s")
+_SQL_INSERT = ("INSERT INTO resource (rtype, id, version, last_updated, deleted, body) "
+               "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (rtype, id) DO NOTHING RETURNING rkey")
+_SQL_UPDATE = "UPDATE resource SET version = %s, last_updated = %s, deleted = %s, body = %s WHERE rkey = %s"
+_SQL_HISTORY = ("INSERT INTO resource_history (rkey, version, rtype, id, last_updated, method, body) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)")
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass(slots=True)
+class Stored:
+    """One stored version of a resource (``body`` is the JSON text, None when deleted)."""
+
+    rkey: int
+    rtype: str
+    id: str
+    version: int
+    last_updated: int
+    deleted: bool
+    body: str | None
+
+    @classmethod
+    def of(cls, row: tuple) -> Stored:
+        return cls(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
+
+
+class IdTaken(Exception):
+    """A concurrent transaction created the same type/id first; the caller retries as an update."""
+
+
+class Repository:
+    def __init__(self, db: Database, indexer: Indexer) -> None:
+        self.db = db
+        self.indexer = indexer
+        self._sql_lock_current = _SQL_READ + db.for_update
+
+    # ------------------------------------------------------------------ reads
+    async def read(self, rtype: str, rid: str, conn: Conn | None = None) -> Stored | None:
+        if conn is not None:
+            row = await conn.one(_SQL_READ, (rtype, rid))
+        else:
+            async with self.db.read() as c:
+                row = await c.one(_SQL_READ, (rtype, rid))
+        return Stored.of(row) if row else None
+
+    async def vread(self, rtype: str, rid: str, version: int) -> Stored | None:
+        async with self.db.read() as c:
+            row = await c.one(_SQL_VREAD, (rtype, rid, version))
+        return Stored.of(row) if row else None
+
+    # ------------------------------------------------------------------ writes (inside db.write())
+    async def current_for_update(self, conn: Conn, rtype: str, rid: str) -> Stored | None:
+        row = await conn.one(self._sql_lock_current, (rtype, rid))
+        return Stored.of(row) if row else None
+
+    async def save(self, conn: Conn, resource: dict[str, Any], rid: str, current: Stored | None,
+                   method: str, when: int | None = None) -> tuple[Stored, dict[str, Any]]:
+        """Write ``resource`` as the next version of ``rtype/rid``; return it and the stored JSON dict."""
+        rtype = resource["resourceType"]
+        when = now_us() if when is None else when
+        version = current.version + 1 if current else 1
+        stored = with_server_meta(resource, rid, version, when)
+        body = orjson.dumps(stored).decode()
+        rows = self.indexer(stored)
+        if current is None:
+            got = await conn.one(_SQL_INSERT, (rtype, rid, version, when, False, body))
+            if got is None:
+                raise IdTaken(f"{rtype}/{rid}")
+            rkey = got[0]
+            statements: list[tuple[str, Any, bool]] = []
+        else:
+            rkey = current.rkey
+            statements = [(_SQL_UPDATE, (version, when, False, body, rkey), False)]
+            if not current.deleted:
+                statements += [(sql, (rkey,), False) for sql in _DELETE_INDEX]
+        statements.append((_SQL_HISTORY, (rkey, version, rtype, rid, when, method, body), False))
+        for kind, kind_rows in rows.items():
+            if kind_rows:
+                statements.append((_INSERT_INDEX[kind], [(rkey, rtype, *r) for r in kind_rows], True))
+        await conn.batch(statements)
+        return Stored(rkey, rtype, rid, version, when, False, body), stored
+
+    async def delete(self, conn: Conn, current: Stored, when: int | None = None) -> Stored:
+        """Mark ``current`` deleted as a new version (its index rows go; history keeps a tombstone)."""
+        when = now_us() if when is None else when
+        version = current.version + 1
+        statements = [(_SQL_UPDATE, (version, when, True, None, current.rkey), False),
+                      (_SQL_HISTORY, (current.rkey, version, current.rtype, current.id, when, "DELETE", None), False)]
+        statements += [(sql, (current.rkey,), False) for sql in _DELETE_INDEX]
+        await conn.batch(statements)
+        return Stored(current.rkey, current.rtype, current.id, version, when, True, None)
+
+    # ------------------------------------------------------------------ history
+    async def history(self, *, rtype: str | None, rid: str | None, since: int | None, at: tuple[int, int] | None,
+                      count: int, cursor: tuple[int, int, int] | None) -> list[tuple[Stored, str]]:
+        """Versions newest first as (Stored, method); keyset-paged on (last_updated, rkey, version)."""
+        where, args = [], []
+        if rtype is not None and rid is not None:
+            where.append("h.rkey = (SELECT rkey FROM resource WHERE rtype = %s AND id = %s)")
+            args += [rtype, rid]
+        elif rtype is not None:
+            where.append("h.rtype = %s")
+            args.append(rtype)
+        if since is not None:
+            where.append("h.last_updated >= %s")
+            args.append(since)
+        if at is not None:
+            # the version was current at some point of [low, high]
+            where.append("h.last_updated <= %s AND NOT EXISTS (SELECT 1 FROM resource_history n WHERE "
+                         "n.rkey = h.rkey AND n.version > h.version AND n.last_updated <= %s)")
+            args += [at[1], at[0]]
+        if cursor is not None:
+            where.append("(h.last_updated < %s OR (h.last_updated = %s AND (h.rkey > %s OR "
+                         "(h.rkey = %s AND h.version < %s))))")
+            args += [cursor[0], cursor[0], cursor[1], cursor[1], cursor[2]]
+        sql = ("SELECT h.rkey, h.rtype, h.id, h.version, h.last_updated, h.body IS NULL, h.body, h.method "
+               "FROM resource_history h" + (" WHERE " + " AND ".join(where) if where else "") +
+               " ORDER BY h.last_updated DESC, h.rkey ASC, h.version DESC LIMIT %s")
+        args.append(count)
+        async with self.db.read() as c:
+            rows = await c.all(sql, args)
+        return [(Stored.of(r), r[7]) for r in rows]
+
+    async def exists(self, rtype: str, rid: str) -> bool:
+        async with self.db.read() as c:
+            return await c.one("SELECT 1 FROM resource WHERE rtype = %s AND id = %s", (rtype, rid)) is not None
+
+
+def with_server_meta(resource: dict[str, Any], rid: str, version: int, when: int) -> dict[str, Any]:
+    """The resource with ``id`` and server-owned ``meta.versionId``/``meta.lastUpdated`` set, keeping
+    the client's other meta (profile, tag, security, source) and its element order."""
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = format_instant(when)
+    out: dict[str, Any] = {"resourceType": resource["resourceType"], "id": rid, "meta": meta}
+    for k, v in resource.items():
+        if k not in out:
+            out[k] = v
+    return out

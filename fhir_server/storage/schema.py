@@ -1,0 +1,134 @@
+"""The database schema (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+This module is the single description of the current schema; Alembic migrations in
+``storage/migrations`` create and evolve it and a test checks that they agree.
+
+Layout
+* ``resource``          – current version of every resource (one row per type+id, deleted ones kept
+                          with ``body`` NULL so that read answers 410 and versions continue on re-create)
+* ``resource_history``  – every version ever written (including the current one and deletions)
+* ``idx_*``             – search index rows, one table per search-parameter type, keyed by
+                          ``rkey`` (the resource row) and carrying ``rtype`` + ``param`` so that a
+                          search on one type and parameter is an index range scan.
+
+Times are integers: microseconds since the Unix epoch, UTC. Dates in index rows are stored as the
+inclusive range [low, high] that the value covers at its precision (``2024-03`` covers the month).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+_RKEY = BigInteger().with_variant(Integer(), "sqlite")
+
+resource = Table(
+    "resource",
+    metadata,
+    Column("rkey", _RKEY, primary_key=True, autoincrement=True),
+    Column("rtype", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("body", Text, nullable=True),
+    UniqueConstraint("rtype", "id", name="uq_resource_type_id"),
+    Index("ix_resource_type_updated", "rtype", "last_updated"),
+)
+
+resource_history = Table(
+    "resource_history",
+    metadata,
+    Column("rkey", BigInteger, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("rtype", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("body", Text, nullable=True),
+    Index("ix_history_type_updated", "rtype", "last_updated"),
+    Index("ix_history_updated", "last_updated"),
+)
+
+
+def _index_table(name: str, *columns: Column, lookup: tuple[str, ...]) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("rkey", BigInteger, nullable=False),
+        Column("rtype", String(64), nullable=False),
+        Column("param", String(100), nullable=False),
+        *columns,
+        Index(f"ix_{name}_rkey", "rkey"),
+        Index(f"ix_{name}_lookup", "rtype", "param", *lookup),
+    )
+
+
+idx_token = _index_table(
+    "idx_token",
+    Column("system", String(255), nullable=True),
+    Column("code", String(255), nullable=True),
+    Column("text", String(255), nullable=True),
+    lookup=("code", "system"),
+)
+idx_string = _index_table(
+    "idx_string",
+    Column("norm", String(255), nullable=False),
+    Column("exact", String(255), nullable=False),
+    lookup=("norm",),
+)
+idx_reference = _index_table(
+    "idx_reference",
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(64), nullable=True),
+    Column("url", String(255), nullable=True),
+    lookup=("target_id", "target_type"),
+)
+Index("ix_idx_reference_target", idx_reference.c.target_type, idx_reference.c.target_id)
+idx_date = _index_table(
+    "idx_date",
+    Column("low", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+    lookup=("low", "high"),
+)
+idx_uri = _index_table(
+    "idx_uri",
+    Column("uri", String(255), nullable=False),
+    lookup=("uri",),
+)
+idx_number = _index_table(
+    "idx_number",
+    Column("value", Float, nullable=False),
+    lookup=("value",),
+)
+idx_quantity = _index_table(
+    "idx_quantity",
+    Column("system", String(255), nullable=True),
+    Column("code", String(255), nullable=True),
+    Column("value", Float, nullable=False),
+    lookup=("value",),
+)
+
+INDEX_TABLES: dict[str, Table] = {
+    "token": idx_token,
+    "string": idx_string,
+    "reference": idx_reference,
+    "date": idx_date,
+    "uri": idx_uri,
+    "number": idx_number,
+    "quantity": idx_quantity,
+}

@@ -1,0 +1,100 @@
+"""Bad input gets an OperationOutcome with the right 4xx status — never a 500, never a partial write."""
+
+from __future__ import annotations
+
+import pytest
+
+FHIR_JSON = {"Content-Type": "application/fhir+json"}
+
+
+def assert_oo(r, status: int, code: str | None = None) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    oo = r.json()
+    assert oo["resourceType"] == "OperationOutcome"
+    if code is not None:
+        assert code in {i["code"] for i in oo["issue"]}, oo
+    return oo
+
+
+def count_type(fhir, rtype: str, **params) -> int:
+    return fhir.get(rtype, params={**params, "_total": "accurate", "_count": "0"}).json()["total"]
+
+
+def test_malformed_json(fhir, tag):
+    assert_oo(fhir.post("Patient", content=b'{"resourceType": "Patient",', headers=FHIR_JSON), 400, "invalid")
+    assert_oo(fhir.post("Patient", content=b"", headers=FHIR_JSON), 400)
+    assert_oo(fhir.post("Patient", content=b"[1,2]", headers=FHIR_JSON), 400)
+
+
+def test_wrong_resource_type_in_body(fhir):
+    oo = assert_oo(fhir.post("Patient", json={"resourceType": "Observation", "status": "final",
+                                               "code": {"text": "x"}}, headers=FHIR_JSON), 400)
+    assert "Observation" in oo["issue"][0]["diagnostics"]
+
+
+def test_put_id_mismatch_and_missing(fhir, tag):
+    assert_oo(fhir.put(f"Patient/a-{tag}", json={"resourceType": "Patient", "id": f"b-{tag}"}), 400)
+    assert_oo(fhir.put(f"Patient/a-{tag}", json={"resourceType": "Patient"}), 400)
+    assert fhir.get(f"Patient/a-{tag}").status_code == 404
+
+
+def test_unknown_resource_type(fhir):
+    assert_oo(fhir.get("Patientt/1"), 404)
+    assert_oo(fhir.get("NotAType"), 404)
+    assert_oo(fhir.post("Foo", json={"resourceType": "Foo"}, headers=FHIR_JSON), 404)
+
+
+def test_invalid_element_names_the_element(fhir, tag):
+    body = {"resourceType": "CarePlan", "status": "active", "intent": "plan",
+            "subject": {"reference": "Patient/x"}, "identifier": [{"value": tag}],
+            "activity": [{"detail": {"status": "scheduled", "performer": [{"reference": 5}]}}]}
+    oo = assert_oo(fhir.post("CarePlan", json=body, headers=FHIR_JSON), 400)
+    assert any("CarePlan.activity[0].detail.performer[0].reference" in e for i in oo["issue"]
+               for e in i.get("expression", []))
+    oo = assert_oo(fhir.post("Patient", json={"resourceType": "Patient", "favouriteColour": "blue"},
+                             headers=FHIR_JSON), 400)
+    assert any("favouriteColour" in e for i in oo["issue"] for e in i.get("expression", []))
+    assert_oo(fhir.post("Patient", json={"resourceType": "Patient", "birthDate": "2020-13-45"},
+                        headers=FHIR_JSON), 400)
+    assert count_type(fhir, "CarePlan", identifier=tag) == 0
+
+
+def test_body_too_large(fhir):
+    big = {"resourceType": "Patient", "name": [{"text": "x" * (3 * 1024 * 1024)}]}
+    assert_oo(fhir.post("Patient", json=big, headers=FHIR_JSON), 413)
+
+
+def test_too_deeply_nested(fhir):
+    deep: dict = {"url": "urn:x", "valueString": "y"}
+    for _ in range(60):
+        deep = {"url": "urn:x", "extension": [deep]}
+    assert_oo(fhir.post("Patient", json={"resourceType": "Patient", "extension": [deep]}, headers=FHIR_JSON), 400)
+    nested = b"[" * 5000 + b"]" * 5000
+    assert_oo(fhir.post("Patient", content=nested, headers=FHIR_JSON), 400)
+
+
+@pytest.mark.parametrize("ctype", ["application/fhir+xml", "application/xml", "text/plain"])
+def test_unsupported_media_type(fhir, ctype):
+    assert_oo(fhir.post("Patient", content=b"<Patient/>", headers={"Content-Type": ctype}), 415)
+
+
+def test_method_not_allowed(fhir):
+    assert_oo(fhir.post("metadata", json={}), 405)
+    assert_oo(fhir.delete("Patient/_history"), 405)
+
+
+def test_bad_headers(fhir, tag):
+    pid = fhir.post("Patient", json={"resourceType": "Patient"}, headers=FHIR_JSON).json()["id"]
+    assert_oo(fhir.put(f"Patient/{pid}", json={"resourceType": "Patient", "id": pid},
+                       headers={"If-Match": "banana"}), 400)
+    assert_oo(fhir.get(f"Patient/{pid}", headers={"If-Modified-Since": "yesterday"}), 400)
+
+
+def test_sql_looking_values_are_just_values(fhir, tag):
+    evil = f"x'); DROP TABLE resource; -- {tag}"
+    r = fhir.post("Patient", json={"resourceType": "Patient", "name": [{"family": evil}]}, headers=FHIR_JSON)
+    assert r.status_code == 201
+    found = fhir.get("Patient", params={"family": evil}).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [r.json()["id"]]
+    assert fhir.get("metadata").status_code == 200
