@@ -39,7 +39,9 @@ async def _run(svc: Services, parsed, conn: Conn) -> Result:  # noqa: ANN001 - P
         rows = rows[: parsed.count]
         if parsed.cursor is None and not has_next and parsed.total != "none":
             total = len(rows)
-    if total is None and (parsed.summary == "count" or parsed.total in ("accurate", "estimate")):
+    wants_total = parsed.summary == "count" or parsed.total in ("accurate", "estimate") or (
+        parsed.count == 0 and parsed.total != "none")
+    if total is None and wants_total:
         sql, args = compile_count(parsed)
         total = (await conn.one(sql, args))[0]
     parts = [b'{"resourceType":"Bundle","type":"searchset"']

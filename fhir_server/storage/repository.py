@@ -22,11 +22,8 @@ IndexRows = dict[str, list[tuple]]
 Indexer = Callable[[dict[str, Any]], IndexRows]
 
 _INSERT_INDEX = {
-    kind: "INSERT INTO {t} (rkey, rtype, param, {cols}) VALUES (%s, %s, {ph})".format(
-        t=table.name,
-        cols=", ".join(c.name for c in table.columns if c.name not in ("rkey", "rtype")),
-        ph=", ".join(["%s"] * (len(table.columns) - 2)),
-    )
+    kind: "INSERT INTO {t} ({cols}) VALUES ({ph})".format(
+        t=table.name, cols=", ".join(c.name for c in table.columns), ph=", ".join(["%s"] * len(table.columns)))
     for kind, table in INDEX_TABLES.items()
 }
 _DELETE_INDEX = [f"DELETE FROM {t.name} WHERE rkey = %s" for t in INDEX_TABLES.values()]

@@ -1,0 +1,31 @@
+# Two commands set everything up on a fresh machine (Python 3.11+ and make):
+#   make serve   – install into .venv and serve FHIR R4 at http://127.0.0.1:8080/fhir with demo data (SQLite)
+#   make test    – install with test extras into .venv and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: serve test install install-test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+
+serve: install
+	$(BIN)/cares-fhir serve --demo --no-auth
+
+test: install-test
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+lint: install-test
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info
