@@ -98,6 +98,8 @@ def json_body(req: Request, *, patch: bool = False, max_depth: int = 64) -> Any:
         raise FhirError.of(415, "not-supported", f"Unsupported Content-Type '{mt[:60]}': send application/fhir+json")
     if not req.body.strip():
         raise FhirError.of(400, "invalid", "The request has no body")
+    if b"\\u0000" in req.body:
+        raise FhirError.of(400, "invalid", "JSON strings may not contain the NUL character (\\u0000)")
     try:
         value = orjson.loads(req.body)
     except orjson.JSONDecodeError as e:

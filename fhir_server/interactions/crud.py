@@ -68,7 +68,7 @@ async def read(svc: Services, ix: Interaction, conn: Conn | None = None) -> Resu
 
 async def vread(svc: Services, ix: Interaction, conn: Conn | None = None) -> Result:
     rtype, rid = known_type(ix.rtype or ""), ix.rid or ""
-    if not (ix.vid or "").isdigit():
+    if not (ix.vid or "").isdigit() or len(ix.vid or "") > 9:
         raise not_found(rtype, f"{rid}/_history/{ix.vid}")
     stored = await svc.repo.vread(rtype, rid, int(ix.vid or 0))
     if stored is None:

@@ -98,3 +98,26 @@ def test_sql_looking_values_are_just_values(fhir, tag):
     found = fhir.get("Patient", params={"family": evil}).json()
     assert [e["resource"]["id"] for e in found["entry"]] == [r.json()["id"]]
     assert fhir.get("metadata").status_code == 200
+
+
+def test_values_the_database_cannot_hold_are_400_not_500(fhir, tag):
+    long_id = "x" * 200
+    r = fhir.post("CarePlan", json={"resourceType": "CarePlan", "status": "active", "intent": "plan",
+                                    "identifier": [{"value": tag}], "subject": {"reference": f"Patient/{long_id}"},
+                                    "title": "y" * 5000}, headers=FHIR_JSON)
+    assert r.status_code in (201, 400), r.text
+    nul = fhir.post("Patient", content=b'{"resourceType":"Patient","name":[{"family":"a\\u0000b"}]}',
+                    headers=FHIR_JSON)
+    assert_oo(nul, 400)
+    assert_oo(fhir.get("Patient/x/_history/99999999999999999999999"), 404)
+    assert fhir.get("Patient", params={"_id": "y" * 300}).status_code == 200
+    huge = fhir.post("Observation", content=b'{"resourceType":"Observation","status":"final","code":{"text":"x"},'
+                     b'"valueQuantity":{"value":1e400}}', headers=FHIR_JSON)
+    assert huge.status_code == 400
+    big_int = fhir.post("Observation", content=b'{"resourceType":"Observation","status":"final","code":{"text":"x"},'
+                        b'"valueInteger":123456789012345678901234567890}', headers=FHIR_JSON)
+    assert big_int.status_code == 400
+    assert fhir.get("Patient", params={"birthdate": "9999-12-31"}).status_code == 200
+    assert fhir.get("Patient", params={"_lastUpdated": "gt0001-01-01"}).status_code == 200
+    for bad in ("ab", "-1", "x" * 100):
+        assert fhir.get("Patient", params={"_cursor": bad}).status_code == 400

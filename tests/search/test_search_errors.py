@@ -1,0 +1,146 @@
+"""Bad or unsupported search input: a 400 naming the parameter, never a silently wrong result."""
+
+from __future__ import annotations
+
+import pytest
+
+from fhir_server.outcome import FhirError
+from fhir_server.search import encode_cursor, parse_search
+from tests.search.search_data import BASE, REGISTRY
+
+# (rtype, name, value, issue code, the parameter name the message must contain)
+ERRORS: list[tuple[str, str, str, str, str]] = [
+    # malformed values
+    ("Patient", "name", "", "invalid", "name"),
+    ("Patient", "name", "a,,b", "invalid", "name"),
+    ("Patient", "gender", ",", "invalid", "gender"),
+    ("Patient", "identifier", "a|b|c", "invalid", "identifier"),
+    ("Patient", "identifier", "|", "invalid", "identifier"),
+    ("Patient", "birthdate", "1980-13", "invalid", "birthdate"),
+    ("Patient", "birthdate", "1980-02-30", "invalid", "birthdate"),
+    ("Patient", "birthdate", "xx1980", "invalid", "birthdate"),
+    ("Patient", "birthdate", "ge", "invalid", "birthdate"),
+    ("Patient", "birthdate", "hello", "invalid", "birthdate"),
+    ("Patient", "birthdate", "2020-01-01T10", "invalid", "birthdate"),
+    ("Patient", "birthdate", "1980,", "invalid", "birthdate"),
+    ("Patient", "birthdate", "GE1980", "invalid", "birthdate"),
+    ("Patient", "_lastUpdated", "yesterday", "invalid", "_lastUpdated"),
+    ("Patient", "_lastUpdated", "zz2024", "invalid", "_lastUpdated"),
+    ("Patient", "_id", "", "invalid", "_id"),
+    ("RiskAssessment", "probability", "abc", "invalid", "probability"),
+    ("RiskAssessment", "probability", "1.2.3", "invalid", "probability"),
+    ("RiskAssessment", "probability", "NaN", "invalid", "probability"),
+    ("RiskAssessment", "probability", "Infinity", "invalid", "probability"),
+    ("RiskAssessment", "probability", "gt", "invalid", "probability"),
+    ("RiskAssessment", "probability", "xy5", "invalid", "probability"),
+    ("RiskAssessment", "probability", "1e400", "invalid", "probability"),
+    ("RiskAssessment", "probability", "ge1e1000000", "invalid", "probability"),
+    ("Observation", "value-quantity", "5.4|mg", "invalid", "value-quantity"),
+    ("Observation", "value-quantity", "mg", "invalid", "value-quantity"),
+    ("Observation", "value-quantity", "5|a|b|c", "invalid", "value-quantity"),
+    ("Patient", "organization:Patient", "o2", "invalid", "organization:Patient"),
+    ("Patient", "organization:Practitioner", "Organization/o2", "invalid", "organization:Practitioner"),
+    # result parameters
+    ("Patient", "_count", "-1", "invalid", "_count"),
+    ("Patient", "_count", "abc", "invalid", "_count"),
+    ("Patient", "_count", "", "invalid", "_count"),
+    ("Patient", "_count", "1.5", "invalid", "_count"),
+    ("Patient", "_cursor", "garbage", "invalid", "_cursor"),
+    ("Patient", "_cursor", "", "invalid", "_cursor"),
+    ("Patient", "_cursor", "' OR 1=1", "invalid", "_cursor"),
+    ("Patient", "_cursor", encode_cursor(2**63), "invalid", "_cursor"),
+    ("Patient", "_summary", "bogus", "invalid", "_summary"),
+    ("Patient", "_total", "all", "invalid", "_total"),
+    ("Patient", "_elements", "", "invalid", "_elements"),
+    ("Patient", "_elements", "name,,gender", "invalid", "_elements"),
+    ("Patient", "_count:exact", "5", "invalid", "_count:exact"),
+    # includes
+    ("Patient", "_include", "*", "not-supported", "_include"),
+    ("Patient", "_include", "Patient:*", "not-supported", "_include"),
+    ("Patient", "_include:iterate", "Patient:link", "not-supported", "_include:iterate"),
+    ("Patient", "_revinclude:iterate", "Observation:subject", "not-supported", "_revinclude:iterate"),
+    ("Patient", "_include:recurse", "Patient:link", "not-supported", "_include:recurse"),
+    ("Patient", "_include", "Observation:subject", "invalid", "_include"),
+    ("Patient", "_include", "Patient:name", "invalid", "_include"),
+    ("Patient", "_include", "Patient", "invalid", "_include"),
+    ("Patient", "_include", "Patient:organization:Practitioner", "invalid", "_include"),
+    ("Patient", "_include", "patient:organization", "invalid", "_include"),
+    ("Patient", "_revinclude", "Observation:subject:Group", "invalid", "_revinclude"),
+    ("Patient", "_revinclude", "Observation:code", "invalid", "_revinclude"),
+    ("Organization", "_revinclude", "Observation:subject", "invalid", "_revinclude"),
+    # not supported yet
+    ("Patient", "name:missing", "true", "not-supported", "name:missing"),
+    ("Patient", "name:text", "smi", "not-supported", "name:text"),
+    ("Patient", "name:below", "smi", "not-supported", "name:below"),
+    ("Patient", "gender:not", "male", "not-supported", "gender:not"),
+    ("Patient", "gender:text", "male", "not-supported", "gender:text"),
+    ("Patient", "gender:in", "http://vs", "not-supported", "gender:in"),
+    ("Patient", "gender:below", "male", "not-supported", "gender:below"),
+    ("Patient", "gender:above", "male", "not-supported", "gender:above"),
+    ("Patient", "gender:not-in", "http://vs", "not-supported", "gender:not-in"),
+    ("Patient", "identifier:of-type", "a|b|c", "not-supported", "identifier:of-type"),
+    ("Patient", "gender:missing", "false", "not-supported", "gender:missing"),
+    ("Patient", "birthdate:missing", "true", "not-supported", "birthdate:missing"),
+    ("Patient", "organization:identifier", "http://x|1", "not-supported", "organization:identifier"),
+    ("Patient", "organization:missing", "true", "not-supported", "organization:missing"),
+    ("Patient", "organization:below", "Organization/o1", "not-supported", "organization:below"),
+    ("ValueSet", "url:contains", "acme", "not-supported", "url:contains"),
+    ("ValueSet", "url:missing", "true", "not-supported", "url:missing"),
+    ("RiskAssessment", "probability:missing", "true", "not-supported", "probability:missing"),
+    ("Patient", "_id:missing", "true", "not-supported", "_id:missing"),
+    ("Patient", "_id:not", "p1", "not-supported", "_id:not"),
+    ("Patient", "_lastUpdated:missing", "true", "not-supported", "_lastUpdated:missing"),
+    ("Patient", "organization.name", "Acme", "not-supported", "organization.name"),
+    ("Patient", "organization:Organization.name", "Acme", "not-supported", "organization:Organization.name"),
+    ("Observation", "subject:Patient.name", "smi", "not-supported", "subject:Patient.name"),
+    ("Patient", "_has:Observation:patient:code", "1234", "not-supported", "_has:Observation:patient:code"),
+    ("Patient", "_has", "x", "not-supported", "_has"),
+    ("Patient", "_sort", "_lastUpdated", "not-supported", "_sort"),
+    ("Patient", "_sort", "-_id", "not-supported", "_sort"),
+    ("Patient", "_text", "smi", "not-supported", "_text"),
+    ("Patient", "_content", "smi", "not-supported", "_content"),
+    ("Patient", "_list", "x", "not-supported", "_list"),
+    ("Patient", "_filter", "name eq x", "not-supported", "_filter"),
+    ("Patient", "_query", "x", "not-supported", "_query"),
+    ("Patient", "_contained", "true", "not-supported", "_contained"),
+    ("Observation", "combo-code-value-quantity", "1234$5", "not-supported", "combo-code-value-quantity"),
+    # unknown modifiers
+    ("Patient", "name:foo", "x", "invalid", "name:foo"),
+    ("Patient", "gender:exact", "male", "not-supported", "gender:exact"),
+]
+
+
+@pytest.mark.parametrize(("rtype", "name", "value", "code", "named"), ERRORS,
+                         ids=[f"{t}?{n}={v}" for t, n, v, _, _ in ERRORS])
+def test_search_error(rtype: str, name: str, value: str, code: str, named: str) -> None:
+    with pytest.raises(FhirError) as ei:
+        parse_search(rtype, [("gender", "male"), (name, value)], REGISTRY, base_url=BASE)
+    err = ei.value
+    assert err.status == 400
+    (issue,) = err.issues
+    assert issue.severity == "error"
+    assert issue.code == code, issue.diagnostics
+    assert named in issue.diagnostics
+    assert issue.expression == (named,)
+
+
+@pytest.mark.parametrize(("name", "value"), [("foo", "bar"), ("foo:exact", "bar"), ("_foo", "1"),
+                                             ("_include", "Patient:nope"), ("_revinclude", "Nope:subject")])
+def test_search_unknown_parameter(name: str, value: str) -> None:
+    parsed = parse_search("Patient", [(name, value)], REGISTRY, base_url=BASE)
+    (w,) = parsed.warnings
+    assert w.severity == "warning" and w.code == "not-supported" and name in w.diagnostics
+    assert parsed.criteria == [] and parsed.includes == [] and parsed.revincludes == []
+    with pytest.raises(FhirError) as ei:
+        parse_search("Patient", [(name, value)], REGISTRY, base_url=BASE, strict=True)
+    assert ei.value.status == 400
+    assert name in ei.value.issues[0].diagnostics
+    assert ei.value.issues[0].code == "not-supported"
+
+
+def test_search_repeated_result_params() -> None:
+    for name, a, b in (("_count", "1", "2"), ("_summary", "true", "data"), ("_total", "none", "accurate"),
+                       ("_cursor", encode_cursor(1), encode_cursor(2))):
+        with pytest.raises(FhirError) as ei:
+            parse_search("Patient", [(name, a), (name, b)], REGISTRY, base_url=BASE)
+        assert ei.value.status == 400 and name in ei.value.issues[0].diagnostics
