@@ -95,7 +95,7 @@ async def create(svc: Services, ix: Interaction, conn: Conn | None = None, *, ri
             if matches:
                 return Result(200, stored=matches[0], location=True,
                               issues=[Issue("information", "duplicate", "A matching resource exists; not created")])
-        stored, as_json = await svc.repo.save(c, resource, rid or str(uuid.uuid4()), None, "POST")
+        stored, as_json = await svc.repo.save(c, resource, rid or str(uuid.uuid4()), None, "POST", fresh_id=True)
         return Result(201, stored=stored, location=True, stored_json=as_json)
 
     return await in_write(svc, conn, run)

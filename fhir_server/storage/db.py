@@ -52,6 +52,11 @@ class Conn(ABC):
     async def lock(self, key: str) -> None:
         """Take a lock named ``key`` until the end of the current transaction."""
 
+    async def new_rkey(self) -> int | None:
+        """A fresh ``resource.rkey`` when the backend can hand one out without a round trip, else None
+        (the caller then lets the INSERT assign it)."""
+        return None
+
 
 class Database(ABC):
     dialect: str
@@ -93,11 +98,32 @@ def create_database(url: str, *, pool_size: int = 8) -> Database:
 
 
 # --------------------------------------------------------------------------------------------- PostgreSQL
+class _RkeyBlocks:
+    """Resource keys drawn from the ``resource_rkey_seq`` sequence a block at a time, so that a create
+    needs no round trip to learn its key (sequences are non-transactional: blocks never overlap)."""
+
+    BLOCK = 64
+
+    def __init__(self) -> None:
+        self._free: list[int] = []
+
+    async def take(self, conn: Any) -> int:
+        if not self._free:
+            cur = await conn.execute("SELECT nextval('resource_rkey_seq') FROM generate_series(1, %s)",
+                                     (self.BLOCK,))
+            self._free = sorted((r[0] for r in await cur.fetchall()), reverse=True)
+        return self._free.pop()
+
+
 class _PgConn(Conn):
     dialect = "postgresql"
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, rkeys: _RkeyBlocks | None = None) -> None:
         self._c = conn
+        self._rkeys = rkeys
+
+    async def new_rkey(self) -> int | None:
+        return await self._rkeys.take(self._c) if self._rkeys is not None else None
 
     async def one(self, sql: str, args: Sequence[Any] = ()) -> tuple | None:
         cur = await self._c.execute(sql, args)
@@ -117,7 +143,7 @@ class _PgConn(Conn):
                 await cur.executemany(sql, rows)
 
     async def batch(self, statements: Sequence[tuple[str, Sequence[Any], bool]]) -> None:
-        async with self._c.pipeline(), self._c.cursor() as cur:
+        async with self._c.cursor() as cur:
             for sql, args, is_many in statements:
                 if is_many:
                     if args:
@@ -138,6 +164,7 @@ class PostgresDatabase(Database):
         self.conninfo = conninfo
         self.pool_size = pool_size
         self._pool: Any = None
+        self._rkeys = _RkeyBlocks()
 
     async def open(self) -> None:
         from psycopg_pool import AsyncConnectionPool
@@ -158,8 +185,9 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:
-        async with self._pool.connection() as c, c.transaction():
-            yield _PgConn(c)
+        # pipeline mode: statements whose results are not read go out together with BEGIN/COMMIT
+        async with self._pool.connection() as c, c.pipeline(), c.transaction():
+            yield _PgConn(c, self._rkeys)
 
 
 # --------------------------------------------------------------------------------------------- SQLite

@@ -21,12 +21,34 @@ from fhir_server.storage.schema import INDEX_TABLES
 IndexRows = dict[str, list[tuple]]
 Indexer = Callable[[dict[str, Any]], IndexRows]
 
-_INSERT_INDEX = {
-    kind: "INSERT INTO {t} ({cols}) VALUES ({ph})".format(
-        t=table.name, cols=", ".join(c.name for c in table.columns), ph=", ".join(["%s"] * len(table.columns)))
-    for kind, table in INDEX_TABLES.items()
-}
+_INSERT_SQL_CACHE: dict[tuple[str, int], str] = {}
+
+
+def _insert_index(kind: str, rkey: int, rtype: str, rows: list[tuple]) -> tuple[str, list[Any], bool]:
+    """One multi-row INSERT for ``rows`` of index table ``kind``."""
+    sql = _INSERT_SQL_CACHE.get((kind, len(rows)))
+    if sql is None:
+        table = INDEX_TABLES[kind]
+        one = "(" + ", ".join(["%s"] * len(table.columns)) + ")"
+        sql = _INSERT_SQL_CACHE[(kind, len(rows))] = (
+            f"INSERT INTO {table.name} ({', '.join(c.name for c in table.columns)}) VALUES "
+            + ", ".join([one] * len(rows)))
+    args: list[Any] = []
+    for r in rows:
+        args += (rkey, rtype, *r)
+    return sql, args, False
+
+
+# Dropping a resource's index rows: one statement on PostgreSQL (data-modifying CTEs), one per table on SQLite.
+_DELETE_INDEX_PG = ("WITH " + ", ".join(f"d{i} AS (DELETE FROM {t.name} WHERE rkey = %s)"
+                                        for i, t in enumerate(INDEX_TABLES.values())) + " SELECT 1")
 _DELETE_INDEX = [f"DELETE FROM {t.name} WHERE rkey = %s" for t in INDEX_TABLES.values()]
+
+
+def _delete_index(conn: Conn, rkey: int) -> list[tuple[str, Any, bool]]:
+    if conn.dialect == "postgresql":
+        return [(_DELETE_INDEX_PG, (rkey,) * len(INDEX_TABLES), False)]
+    return [(sql, (rkey,), False) for sql in _DELETE_INDEX]
 
 _COLS = "rkey, rtype, id, version, last_updated, deleted, body"
 _SQL_READ = f"SELECT {_COLS} FROM resource WHERE rtype = %s AND id = %s"
@@ -35,6 +57,8 @@ _SQL_VREAD = ("SELECT h.rkey, h.rtype, h.id, h.version, h.last_updated, h.body I
               "WHERE r.rtype = %s AND r.id = %s AND h.version = %s")
 _SQL_INSERT = ("INSERT INTO resource (rtype, id, version, last_updated, deleted, body) "
                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (rtype, id) DO NOTHING RETURNING rkey")
+_SQL_INSERT_KEYED = ("INSERT INTO resource (rkey, rtype, id, version, last_updated, deleted, body) "
+                     "VALUES (%s, %s, %s, %s, %s, %s, %s)")
 _SQL_UPDATE = "UPDATE resource SET version = %s, last_updated = %s, deleted = %s, body = %s WHERE rkey = %s"
 _SQL_HISTORY = ("INSERT INTO resource_history (rkey, version, rtype, id, last_updated, method, body) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)")
@@ -91,29 +115,36 @@ class Repository:
         return Stored.of(row) if row else None
 
     async def save(self, conn: Conn, resource: dict[str, Any], rid: str, current: Stored | None,
-                   method: str, when: int | None = None) -> tuple[Stored, dict[str, Any]]:
-        """Write ``resource`` as the next version of ``rtype/rid``; return it and the stored JSON dict."""
+                   method: str, when: int | None = None, *, fresh_id: bool = False) -> tuple[Stored, dict[str, Any]]:
+        """Write ``resource`` as the next version of ``rtype/rid``; return it and the stored JSON dict.
+
+        ``fresh_id``: the id was just made by the server (a UUID), so no other writer can hold it and the
+        row can be written without first learning whether the id is taken."""
         rtype = resource["resourceType"]
         when = now_us() if when is None else when
         version = current.version + 1 if current else 1
         stored = with_server_meta(resource, rid, version, when)
         body = orjson.dumps(stored).decode()
         rows = self.indexer(stored)
+        statements: list[tuple[str, Any, bool]] = []
         if current is None:
-            got = await conn.one(_SQL_INSERT, (rtype, rid, version, when, False, body))
-            if got is None:
-                raise IdTaken(f"{rtype}/{rid}")
-            rkey = got[0]
-            statements: list[tuple[str, Any, bool]] = []
+            rkey = await conn.new_rkey() if fresh_id else None
+            if rkey is not None:
+                statements.append((_SQL_INSERT_KEYED, (rkey, rtype, rid, version, when, False, body), False))
+            else:
+                got = await conn.one(_SQL_INSERT, (rtype, rid, version, when, False, body))
+                if got is None:
+                    raise IdTaken(f"{rtype}/{rid}")
+                rkey = got[0]
         else:
             rkey = current.rkey
-            statements = [(_SQL_UPDATE, (version, when, False, body, rkey), False)]
+            statements.append((_SQL_UPDATE, (version, when, False, body, rkey), False))
             if not current.deleted:
-                statements += [(sql, (rkey,), False) for sql in _DELETE_INDEX]
+                statements += _delete_index(conn, rkey)
         statements.append((_SQL_HISTORY, (rkey, version, rtype, rid, when, method, body), False))
         for kind, kind_rows in rows.items():
             if kind_rows:
-                statements.append((_INSERT_INDEX[kind], [(rkey, rtype, *r) for r in kind_rows], True))
+                statements.append(_insert_index(kind, rkey, rtype, kind_rows))
         await conn.batch(statements)
         return Stored(rkey, rtype, rid, version, when, False, body), stored
 
@@ -123,7 +154,7 @@ class Repository:
         version = current.version + 1
         statements = [(_SQL_UPDATE, (version, when, True, None, current.rkey), False),
                       (_SQL_HISTORY, (current.rkey, version, current.rtype, current.id, when, "DELETE", None), False)]
-        statements += [(sql, (current.rkey,), False) for sql in _DELETE_INDEX]
+        statements += _delete_index(conn, current.rkey)
         await conn.batch(statements)
         return Stored(current.rkey, current.rtype, current.id, version, when, True, None)
 
