@@ -106,7 +106,8 @@ def test_load_bundles_and_ndjson(fresh_db_url, tmp_path):
         proc.terminate()
         proc.communicate(timeout=30)
     bad = tmp_path / "bad.json"
-    bad.write_text('{"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": '
-                   '{"resourceType": "Patient", "birthDate": "never"}, "request": {"method": "POST", "url": "Patient"}}]}')
+    bad.write_text(json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Patient", "birthDate": "never"},
+         "request": {"method": "POST", "url": "Patient"}}]}))
     failed = subprocess.run([*CLI, "load", "--quiet", str(bad)], env=env, capture_output=True, text=True, timeout=120)
     assert failed.returncode == 1 and "1 errors" in failed.stderr
