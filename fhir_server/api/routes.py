@@ -54,7 +54,9 @@ async def route(svc: Services, req: Request) -> tuple[Result, str]:
     n = len(parts)
     if n == 0:
         if m == "POST":
-            return await bundle.process(svc, json_body(req, max_depth=limit), strict=req.prefer_strict), "bundle"
+            result = await bundle.process(svc, json_body(req, max_depth=limit), strict=req.prefer_strict,
+                                          minimal=req.prefer_return == "minimal")
+            return result, "bundle"
         raise FhirError.of(400 if m == "GET" else 405, "not-supported",
                            "Search across all resource types is not offered; search one type, e.g. /fhir/CarePlan")
     head = parts[0]

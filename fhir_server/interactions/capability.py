@@ -23,8 +23,20 @@ _COMMON_PARAMS = [
 ]
 
 
+def _revincludes(svc: Services) -> dict[str, list[str]]:
+    """For each type, the ``Source:param`` reference parameters that can point at it."""
+    out: dict[str, list[str]] = {}
+    for source in sorted(resource_types()):
+        for code, p in sorted(svc.registry.params_for(source).items()):
+            if p.type == "reference":
+                for target in p.targets:
+                    out.setdefault(target, []).append(f"{source}:{code}")
+    return out
+
+
 def capability_statement(svc: Services) -> dict[str, Any]:
     resources = []
+    revincludes = _revincludes(svc)
     for rtype in sorted(resource_types()):
         params = [{"name": p.code, "type": p.type, "definition": p.url}
                   for code, p in sorted(svc.registry.params_for(rtype).items())
@@ -42,7 +54,7 @@ def capability_statement(svc: Services) -> dict[str, Any]:
             "conditionalDelete": "multiple",
             "referencePolicy": ["literal", "local"],
             "searchInclude": [f"{rtype}:{p['name']}" for p in params if p["type"] == "reference"],
-            "searchRevInclude": [],
+            "searchRevInclude": revincludes.get(rtype, []),
             "searchParam": _COMMON_PARAMS + params,
         })
     return {

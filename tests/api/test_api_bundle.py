@@ -138,6 +138,14 @@ def test_conditional_create_and_references_in_transaction(fhir, tag):
     assert 400 <= r.status_code < 500 and "entry[0]" in r.json()["issue"][0]["diagnostics"]
 
 
+def test_transaction_prefer_minimal(fhir, tag):
+    b = tx(post(urn(), {"resourceType": "Patient", "identifier": [{"value": tag}]}))
+    out = fhir.post("", json=b, headers={**FHIR_JSON, "Prefer": "return=minimal"}).json()
+    assert "resource" not in out["entry"][0] and out["entry"][0]["response"]["location"].startswith("Patient/")
+    full = fhir.post("", json=b, headers=FHIR_JSON).json()
+    assert full["entry"][0]["resource"]["identifier"] == [{"value": tag}]
+
+
 def test_conditional_update_in_transaction(fhir, tag):
     b = tx({"resource": {"resourceType": "Patient", "identifier": [{"system": "urn:test:mrn", "value": tag}]},
             "request": {"method": "PUT", "url": f"Patient?identifier=urn:test:mrn|{tag}"}})

@@ -161,4 +161,6 @@ def test_metadata(fhir):
     assert cp["conditionalDelete"] == "multiple" and cp["conditionalCreate"] is True
     names = {p["name"] for p in cp["searchParam"]}
     assert {"subject", "status", "category", "date", "_id", "_lastUpdated"} <= names
+    assert "CarePlan:subject" in cp["searchInclude"]
+    assert "ServiceRequest:based-on" in cp["searchRevInclude"] and "Task:based-on" in cp["searchRevInclude"]
     assert {"transaction", "batch", "history-system"} <= {i["code"] for i in cs["rest"][0]["interaction"]}
