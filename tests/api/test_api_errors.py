@@ -121,3 +121,20 @@ def test_values_the_database_cannot_hold_are_400_not_500(fhir, tag):
     assert fhir.get("Patient", params={"_lastUpdated": "gt0001-01-01"}).status_code == 200
     for bad in ("ab", "-1", "x" * 100):
         assert fhir.get("Patient", params={"_cursor": bad}).status_code == 400
+
+
+def test_logs_carry_no_resource_content_or_search_values(fhir, tag, caplog):
+    import logging
+
+    secret = f"Zzyzx{tag}"
+    with caplog.at_level(logging.INFO, logger="cares_fhir"):
+        fhir.post("Patient", json={"resourceType": "Patient", "name": [{"family": secret}]}, headers=FHIR_JSON)
+        fhir.get("Patient", params={"family": secret})
+        fhir.post("Patient", json={"resourceType": "Patient", "name": [{"family": secret}], "bad": 1},
+                  headers=FHIR_JSON)
+        fhir.post("", json={"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Patient", "name": [{"family": secret}], "birthDate": "x"},
+             "request": {"method": "POST", "url": "Patient"}}]}, headers=FHIR_JSON)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert any("search-type" in r.getMessage() for r in caplog.records)  # the access log did run
+    assert secret.lower() not in logged.lower()
