@@ -16,22 +16,54 @@ from typing import Any
 import orjson
 
 from fhir_server.api import routes
-from fhir_server.api.wire import Request, dumps, http_date, parse_scope, read_body, send
+from fhir_server.api.wire import FHIR_JSON, Request, accepts_json, dumps, http_date, parse_scope, read_body, send
+from fhir_server.definitions import resource_types
 from fhir_server.interactions.request import Result
 from fhir_server.interactions.services import Services
 from fhir_server.outcome import FhirError, Issue, operation_outcome
 
 log = logging.getLogger("cares_fhir.access")
 _WRITES = ("create", "update", "patch", "update-conditional", "patch-conditional")
+_CONTENT_TYPE = (b"content-type", FHIR_JSON.encode())
+#: request headers after which a plain GET by id still takes the fast path
+_FAST_OK_HEADERS = frozenset((b"host", b"accept", b"user-agent", b"accept-encoding", b"connection", b"authorization",
+                              b"content-length", b"cache-control", b"x-request-id", b"traceparent"))
 
 
 class FhirApp:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
         self.base = svc.base.encode()
+        self.types = resource_types()
+
+    async def _fast_read(self, scope: dict[str, Any], send_fn: Any) -> bool:
+        """``GET /fhir/[type]/[id]`` without conditions or parameters: one query, stored bytes out.
+        Returns False (nothing sent) whenever the general path must answer instead."""
+        parts = scope["path"].split("/")
+        if len(parts) != 4 or parts[1] != "fhir" or parts[2] not in self.types or parts[3][:1] in ("_", "$", ""):
+            return False
+        for k, v in scope["headers"]:
+            if k not in _FAST_OK_HEADERS or (k == b"accept" and not accepts_json(v.decode("latin-1"))):
+                return False
+        try:
+            stored = await self.svc.repo.read(parts[2], parts[3])
+        except Exception:  # noqa: BLE001 - the general path answers (and logs) instead
+            return False
+        if stored is None or stored.deleted:
+            return False
+        body = stored.body.encode()  # type: ignore[union-attr]
+        await send_fn({"type": "http.response.start", "status": 200, "headers": [
+            _CONTENT_TYPE, (b"content-length", b"%d" % len(body)), (b"etag", b'W/"%d"' % stored.version),
+            (b"last-modified", http_date(stored.last_updated).encode())]})
+        await send_fn({"type": "http.response.body", "body": body})
+        return True
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send_fn: Any) -> None:
         t0 = time.perf_counter()
+        if scope["method"] == "GET" and not scope["query_string"] and await self._fast_read(scope, send_fn):
+            if log.isEnabledFor(logging.INFO):
+                log.info("GET read %s 200 %.1fms", scope["path"], (time.perf_counter() - t0) * 1e3)
+            return
         status, name = 500, "?"
         req: Request | None = None
         try:

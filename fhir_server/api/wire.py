@@ -58,7 +58,7 @@ def negotiate(req: Request) -> None:
                                "FHIR JSON only (application/fhir+json)")
     else:
         accept = req.headers.get("accept")
-        if accept and not _accepts_json(accept):
+        if accept and not accepts_json(accept):
             raise FhirError.of(406, "not-supported", "This server only produces application/fhir+json")
     if any(k == "_pretty" and v.strip().lower() == "true" for k, v in req.query):
         req.pretty = True
@@ -74,7 +74,7 @@ def negotiate(req: Request) -> None:
                     req.prefer_strict = value == "strict"
 
 
-def _accepts_json(accept: str) -> bool:
+def accepts_json(accept: str) -> bool:
     for part in accept.split(","):
         mt = part.split(";")[0].strip().lower()
         if mt in ("*/*", "application/*", "") or "json" in mt or mt == "text/html" or mt == "text/*":
@@ -133,8 +133,18 @@ async def read_body(receive: Any, req: Request, limit: int) -> None:
     req.body = b"".join(chunks)
 
 
+_HTTP_DATES: dict[int, str] = {}
+
+
 def http_date(us: int) -> str:
-    return formatdate(us / 1_000_000, usegmt=True)
+    """RFC 7231 date of ``us`` (µs since the epoch); memoised per second, it is on every read."""
+    sec = us // 1_000_000
+    out = _HTTP_DATES.get(sec)
+    if out is None:
+        if len(_HTTP_DATES) > 4096:
+            _HTTP_DATES.clear()
+        out = _HTTP_DATES[sec] = formatdate(sec, usegmt=True)
+    return out
 
 
 def parse_http_date(value: str | None) -> int | None:

@@ -4,7 +4,7 @@
 the shared ``00-organizations-practitioners.json`` (PUTs with fixed ids) first, then one
 ``child-NN-transaction.json`` per CARES child (POSTs with ``urn:uuid:`` fullUrls that reference
 the shared ids literally). ``load_demo_if_empty`` is what ``cares-fhir serve --demo`` runs.
-See ``README.md`` beside this file; ``build.py`` regenerates the JSON.
+See ``README.md`` beside this file. The JSON files are the data (edit them directly).
 """
 
 from __future__ import annotations

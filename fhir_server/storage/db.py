@@ -77,6 +77,10 @@ class Database(ABC):
     def write(self) -> Any:
         """``async with db.write() as conn``: one transaction, committed on success, rolled back on error."""
 
+    @abstractmethod
+    async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> tuple | None:
+        """One row of a single autocommit query (the read-by-id hot path)."""
+
 
 def sqlalchemy_url(url: str) -> str:
     """The URL as SQLAlchemy wants it (``postgresql+psycopg://`` for PostgreSQL)."""
@@ -153,7 +157,74 @@ class _PgConn(Conn):
 
     async def lock(self, key: str) -> None:
         h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
-        await self._c.execute("SELECT pg_advisory_xact_lock(%s)", (h,))
+        await self.one("SELECT pg_advisory_xact_lock(%s)", (h,))
+
+
+class _PgWriteConn(_PgConn):
+    """A write transaction in as few round trips as possible.
+
+    Statements whose results nobody reads (``batch``) wait in ``pending``; they go out — bound
+    client-side by psycopg (libpq literal escaping) — in one simple query together with the next
+    statement that returns rows, or with COMMIT. ``BEGIN`` rides along with the first statement sent.
+    A transaction of writes only is one round trip (one multi-statement query is atomic in PostgreSQL).
+    """
+
+    def __init__(self, conn: Any, rkeys: _RkeyBlocks) -> None:
+        from psycopg import AsyncClientCursor
+
+        super().__init__(conn, rkeys)
+        self._cur = AsyncClientCursor(conn)
+        self._pending: list[str] = []
+        self._begun = False
+
+    async def _send(self, sql: str | None, args: Sequence[Any] = ()) -> Any:
+        parts = [] if self._begun else ["BEGIN"]
+        parts += self._pending
+        if sql is not None:
+            parts.append(self._cur.mogrify(sql, args))
+        self._pending = []
+        self._begun = True
+        await self._cur.execute(";\n".join(parts))
+        while self._cur.nextset():
+            pass
+        return self._cur
+
+    async def one(self, sql: str, args: Sequence[Any] = ()) -> tuple | None:
+        return await (await self._send(sql, args)).fetchone()
+
+    async def all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        return await (await self._send(sql, args)).fetchall()
+
+    async def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return (await self._send(sql, args)).rowcount
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._pending += [self._cur.mogrify(sql, r) for r in rows]
+
+    async def batch(self, statements: Sequence[tuple[str, Sequence[Any], bool]]) -> None:
+        for sql, args, is_many in statements:
+            if is_many:
+                await self.many(sql, args)
+            else:
+                self._pending.append(self._cur.mogrify(sql, args))
+
+    async def commit(self) -> None:
+        if self._begun:
+            self._pending.append("COMMIT")
+            await self._cur.execute(";\n".join(self._pending))
+        elif self._pending:  # never begun: one implicit transaction
+            await self._cur.execute(";\n".join(self._pending))
+        self._pending = []
+        await self._cur.close()
+
+    async def rollback(self) -> None:
+        self._pending = []
+        if self._begun or self._c.info.transaction_status != 0:  # not IDLE
+            try:
+                await self._c.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 - the pool discards a broken connection
+                pass
+        await self._cur.close()
 
 
 class PostgresDatabase(Database):
@@ -183,11 +254,21 @@ class PostgresDatabase(Database):
         async with self._pool.connection() as c:
             yield _PgConn(c)
 
+    async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> tuple | None:
+        async with self._pool.connection() as c:
+            cur = await c.execute(sql, args)
+            return await cur.fetchone()
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:
-        # pipeline mode: statements whose results are not read go out together with BEGIN/COMMIT
-        async with self._pool.connection() as c, c.pipeline(), c.transaction():
-            yield _PgConn(c, self._rkeys)
+        async with self._pool.connection() as c:
+            conn = _PgWriteConn(c, self._rkeys)
+            try:
+                yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
 
 
 # --------------------------------------------------------------------------------------------- SQLite
@@ -262,6 +343,10 @@ class SqliteDatabase(Database):
     async def read(self) -> AsyncIterator[Conn]:
         async with self._lock:
             yield _SqliteConn(self._conn)
+
+    async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> tuple | None:
+        async with self._lock:
+            return self._conn.execute(_q(sql), args).fetchone()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:

@@ -97,11 +97,8 @@ class Repository:
 
     # ------------------------------------------------------------------ reads
     async def read(self, rtype: str, rid: str, conn: Conn | None = None) -> Stored | None:
-        if conn is not None:
-            row = await conn.one(_SQL_READ, (rtype, rid))
-        else:
-            async with self.db.read() as c:
-                row = await c.one(_SQL_READ, (rtype, rid))
+        args = (rtype, rid)
+        row = await (conn.one(_SQL_READ, args) if conn is not None else self.db.fetchone(_SQL_READ, args))
         return Stored.of(row) if row else None
 
     async def vread(self, rtype: str, rid: str, version: int) -> Stored | None:
