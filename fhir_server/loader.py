@@ -71,4 +71,7 @@ async def load_paths(svc: Services, paths: list[Path], *, progress: bool = True)
             errors.append(f"{path.name}: {e}")
         bar.update(len(b.get("entry", [])))
     bar.close()
+    if done:  # fresh planner statistics after a bulk load (PostgreSQL may run without autovacuum)
+        async with svc.db.read() as c:
+            await c.run("ANALYZE")
     return done, errors

@@ -26,6 +26,13 @@ async def search(svc: Services, ix: Interaction, conn: Conn | None = None) -> Re
         return await _run(svc, parsed, c)
 
 
+def _selective(parsed) -> bool:  # noqa: ANN001 - ParsedSearch
+    """Searches by reference or id match few rows whatever the values, so a prepared statement's
+    generic plan is as good as a custom one and planning can be skipped (``CarePlan?subject=``)."""
+    return bool(parsed.criteria) and all(c.type in ("reference", "_id") and c.modifier is None
+                                         for c in parsed.criteria)
+
+
 async def _run(svc: Services, parsed, conn: Conn) -> Result:  # noqa: ANN001 - ParsedSearch
     base = svc.base
     rtype = parsed.rtype
@@ -34,7 +41,7 @@ async def _run(svc: Services, parsed, conn: Conn) -> Result:  # noqa: ANN001 - P
     has_next = False
     if parsed.summary != "count" and parsed.count > 0:
         sql, args = compile_page(parsed)
-        rows = await conn.all(sql, args)
+        rows = await conn.all(sql, args, prepare=_selective(parsed))
         has_next = len(rows) > parsed.count
         rows = rows[: parsed.count]
         if parsed.cursor is None and not has_next and parsed.total != "none":

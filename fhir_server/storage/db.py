@@ -35,7 +35,9 @@ class Conn(ABC):
     async def one(self, sql: str, args: Sequence[Any] = ()) -> tuple | None: ...
 
     @abstractmethod
-    async def all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]: ...
+    async def all(self, sql: str, args: Sequence[Any] = (), *, prepare: bool = False) -> list[tuple]:
+        """All rows. ``prepare``: the query may run as a server-side prepared statement (its generic
+        plan is fine whatever the values); otherwise it is planned for its values every time."""
 
     @abstractmethod
     async def run(self, sql: str, args: Sequence[Any] = ()) -> int:
@@ -133,8 +135,10 @@ class _PgConn(Conn):
         cur = await self._c.execute(sql, args)
         return await cur.fetchone()
 
-    async def all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
-        cur = await self._c.execute(sql, args)
+    async def all(self, sql: str, args: Sequence[Any] = (), *, prepare: bool = False) -> list[tuple]:
+        # a search's best plan usually depends on its values: the generic plan of a prepared
+        # statement turned Task?status=requested from 1 ms into 50 ms (bench/RESULTS.md)
+        cur = await self._c.execute(sql, args, prepare=None if prepare else False)
         return await cur.fetchall()
 
     async def run(self, sql: str, args: Sequence[Any] = ()) -> int:
@@ -192,7 +196,7 @@ class _PgWriteConn(_PgConn):
     async def one(self, sql: str, args: Sequence[Any] = ()) -> tuple | None:
         return await (await self._send(sql, args)).fetchone()
 
-    async def all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+    async def all(self, sql: str, args: Sequence[Any] = (), *, prepare: bool = False) -> list[tuple]:
         return await (await self._send(sql, args)).fetchall()
 
     async def run(self, sql: str, args: Sequence[Any] = ()) -> int:
@@ -292,7 +296,7 @@ class _SqliteConn(Conn):
     async def one(self, sql: str, args: Sequence[Any] = ()) -> tuple | None:
         return self._c.execute(_q(sql), args).fetchone()
 
-    async def all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+    async def all(self, sql: str, args: Sequence[Any] = (), *, prepare: bool = False) -> list[tuple]:
         return self._c.execute(_q(sql), args).fetchall()
 
     async def run(self, sql: str, args: Sequence[Any] = ()) -> int:

@@ -99,6 +99,8 @@ idx_reference = _index_table(
     lookup=("target_id", "target_type"),
 )
 Index("ix_idx_reference_target", idx_reference.c.target_type, idx_reference.c.target_id)
+# token matches in page (rkey) order, so a broad token search stops after one page (migration 0002)
+Index("ix_idx_token_ordered", idx_token.c.rtype, idx_token.c.param, idx_token.c.code, idx_token.c.rkey)
 idx_date = _index_table(
     "idx_date",
     Column("low", BigInteger, nullable=False),

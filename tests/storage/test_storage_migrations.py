@@ -30,6 +30,6 @@ def test_migrations_match_schema(empty_db_url):
             assert {"resource", "resource_history", "idx_token", "idx_reference", "idx_date"} <= tables
             diff = compare_metadata(MigrationContext.configure(conn), metadata)
             assert diff == [], diff
-            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
     finally:
         engine.dispose()
