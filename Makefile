@@ -27,5 +27,8 @@ test: install-test
 lint: install-test
 	$(BIN)/ruff check .
 
+bench: install
+	$(BIN)/python bench/run_fhirload.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info
