@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fhir_server.validation.structure import validate_structure
-
 from fhir_server.definitions import resource_types
 from fhir_server.outcome import FhirError
+from fhir_server.validation.structure import validate_structure
 
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
