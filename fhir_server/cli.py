@@ -1,4 +1,4 @@
-"""The ``cares-fhir`` command: ``serve``, ``load``, ``db upgrade``."""
+"""The ``cares-fhir`` command: ``serve``, ``load``, ``reindex``, ``db upgrade``."""
 
 from __future__ import annotations
 
@@ -42,8 +42,11 @@ def load(args: argparse.Namespace) -> int:
     svc = Services.create(settings)
 
     async def run() -> tuple[int, list[str]]:
+        from fhir_server.interactions.search_parameters import load_stored
+
         await svc.db.open()
         try:
+            await load_stored(svc)  # index with the stored custom SearchParameters too
             return await load_paths(svc, [Path(p) for p in args.files], progress=not args.quiet)
         finally:
             await svc.db.close()
@@ -53,6 +56,40 @@ def load(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
     print(f"loaded {done} resources, {len(errors)} errors", file=sys.stderr)
     return 1 if errors else 0
+
+
+def reindex(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from fhir_server.definitions import resource_types
+    from fhir_server.interactions import reindex as reindexing
+    from fhir_server.interactions.search_parameters import load_stored
+    from fhir_server.interactions.services import Services
+    from fhir_server.storage import migrate
+
+    if args.type is not None and args.type not in resource_types():
+        print(f"error: unknown resource type {args.type!r}", file=sys.stderr)
+        return 2
+    if args.batch < 1:
+        print("error: --batch must be at least 1", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    migrate.upgrade(settings.database_url)
+    svc = Services.create(settings)
+
+    async def run() -> int:
+        await svc.db.open()
+        try:
+            await load_stored(svc)
+            total = await reindexing.count(svc, args.type)
+            with tqdm(total=total, unit="res", disable=args.quiet) as bar:
+                return await reindexing.reindex(svc, args.type, batch=args.batch, progress=bar.update)
+        finally:
+            await svc.db.close()
+
+    done = asyncio.run(run())
+    print(f"reindexed {done} {args.type or ''} resources".replace("  ", " "), file=sys.stderr)
+    return 0
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
@@ -89,6 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     ld.add_argument("--quiet", action="store_true", help="no progress bar")
     db_flag(ld)
     ld.set_defaults(fn=load)
+
+    ri = sub.add_parser("reindex", help="rebuild the search index of stored resources (after adding a "
+                        "custom SearchParameter), in batches, with a progress bar")
+    ri.add_argument("--type", default=None, help="only resources of this type (default: all)")
+    ri.add_argument("--batch", type=int, default=500, help="resources per transaction (default 500)")
+    ri.add_argument("--quiet", action="store_true", help="no progress bar")
+    db_flag(ri)
+    ri.set_defaults(fn=reindex)
 
     dbp = sub.add_parser("db", help="database administration")
     dbsub = dbp.add_subparsers(dest="dbcmd", required=True)

@@ -111,7 +111,9 @@ class FhirApp:
             if prefer == "operationoutcome" or (stored is None and result.resource is None):
                 await send(send_fn, result.status, dumps(operation_outcome(result.issues), req.pretty), hdrs)
                 return
-        if stored is not None:
+        if stored is not None and result.stored_json is not None and name in ("read", "vread"):
+            body = dumps(result.stored_json, req.pretty)  # shaped by _summary / _elements (interactions.shaping)
+        elif stored is not None:
             body = stored.body.encode() if stored.body is not None else b""
             if req.pretty:
                 body = dumps(result.stored_json or orjson.loads(body), True)

@@ -8,6 +8,7 @@
 ``/fhir/[type]/_history``       GET type history
 ``/fhir/[type]/[id]``           GET read · PUT update · PATCH patch · DELETE delete
 ``/fhir/[type]/[id]/_history``  GET instance history;  ``…/_history/[vid]`` GET vread
+``/fhir/$reindex``, ``/fhir/[type]/$reindex``  POST: rebuild the search index (other operations: 404)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fhir_server.api.wire import Request, json_body, media_type, parse_http_date
-from fhir_server.interactions import bundle, capability, crud, history, search
+from fhir_server.interactions import bundle, capability, crud, history, reindex, search
 from fhir_server.interactions.request import Interaction, Result
 from fhir_server.interactions.services import Services
 from fhir_server.outcome import FhirError
@@ -60,6 +61,11 @@ async def route(svc: Services, req: Request) -> tuple[Result, str]:
         raise FhirError.of(400 if m == "GET" else 405, "not-supported",
                            "Search across all resource types is not offered; search one type, e.g. /fhir/CarePlan")
     head = parts[0]
+    if parts[-1] == "$reindex" and n <= 2:
+        if m != "POST":
+            raise _not_allowed(req)
+        ix = _ix(req, m, crud.known_type(head) if n == 2 else None)
+        return await reindex.operation(svc, ix), "operation-reindex"
     if head.startswith("$") or (n >= 2 and parts[-1].startswith("$")):
         raise FhirError.of(404, "not-supported", f"Operation {parts[-1][:64]} is not supported")
     if n == 1 and head == "metadata":
@@ -116,4 +122,6 @@ async def route(svc: Services, req: Request) -> tuple[Result, str]:
         if n == 3:
             return await history.history(svc, _ix(req, m, rtype, rid)), "history-instance"
         return await crud.vread(svc, _ix(req, m, rtype, rid, parts[3])), "vread"
+    if n == 3 and rtype == "Patient" and m in ("GET", "HEAD"):  # compartment search Patient/[id]/[type|*]
+        return await search.compartment(svc, _ix(req, m, parts[2]), rtype, rid), "search-compartment"
     raise FhirError.of(404, "not-supported", f"No FHIR interaction at {req.path[:100]}")

@@ -102,6 +102,34 @@ class SearchParamRegistry:
             reg.add(sp)
         return reg
 
+    def copy(self) -> SearchParamRegistry:
+        """An independent registry with the same parameters (cheap: the compiled parameters and plans
+        are shared, they are never changed in place; ``add``/``remove`` on either side do not leak)."""
+        out = SearchParamRegistry()
+        out._params = {rtype: dict(params) for rtype, params in self._params.items()}
+        out._plans = dict(self._plans)
+        out.unsupported = list(self.unsupported)
+        return out
+
+    def remove(self, url: str, *, restore: SearchParamRegistry | None = None) -> list[SearchParam]:
+        """Unregister every parameter defined by the SearchParameter ``url``; where ``restore`` has a
+        parameter of the same type and code (an R4 one a custom parameter had replaced), put it back.
+        Returns the parameters removed."""
+        removed = []
+        for rtype, params in self._params.items():
+            for code, param in list(params.items()):
+                if param.url != url:
+                    continue
+                removed.append(param)
+                back = restore.get(rtype, code) if restore is not None else None
+                if back is not None:
+                    params[code] = back
+                else:
+                    del params[code]
+                self._plans.pop(rtype, None)
+                self.unsupported = [u for u in self.unsupported if u[:2] != (rtype, code)]
+        return removed
+
     def params_for(self, rtype: str) -> dict[str, SearchParam]:
         """All parameters of ``rtype`` by code (including Resource/DomainResource ones)."""
         return self._params.get(rtype, {})

@@ -8,11 +8,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import jsonpatch
+import orjson
 
+from fhir_server.interactions import search_parameters
 from fhir_server.interactions.checks import known_type, resource_body, valid_id
 from fhir_server.interactions.matches import find_matches, parse_query
 from fhir_server.interactions.request import Interaction, Result, parse_etag
 from fhir_server.interactions.services import Services
+from fhir_server.interactions.shaping import ReadShape, read_shape
 from fhir_server.outcome import FhirError, Issue
 from fhir_server.storage.db import Conn
 from fhir_server.storage.repository import IdTaken, Stored
@@ -39,6 +42,13 @@ def not_found(rtype: str, rid: str) -> FhirError:
     return FhirError.of(404, "not-found", f"{rtype}/{rid[:64]} is not known")
 
 
+def _written(svc: Services, result: Result) -> Result:
+    """After a write: a SearchParameter written changes the search parameters in force."""
+    if result.stored_json is not None and result.stored is not None and result.stored.rtype == "SearchParameter":
+        search_parameters.saved(svc, result.stored_json)
+    return result
+
+
 def _check_if_match(ix: Interaction, current: Stored | None) -> None:
     if ix.if_match is None:
         return
@@ -54,6 +64,7 @@ def _check_if_match(ix: Interaction, current: Stored | None) -> None:
 # ------------------------------------------------------------------------------------------ read
 async def read(svc: Services, ix: Interaction, conn: Conn | None = None) -> Result:
     rtype, rid = known_type(ix.rtype or ""), ix.rid or ""
+    shape = read_shape(ix.params) if ix.params else None  # _summary / _elements (400 when bad)
     stored = await svc.repo.read(rtype, rid, conn)
     if stored is None:
         raise not_found(rtype, rid)
@@ -63,11 +74,12 @@ async def read(svc: Services, ix: Interaction, conn: Conn | None = None) -> Resu
         return Result(304, stored=stored, location=True)
     if ix.if_modified_since is not None and stored.last_updated // 1_000_000 <= ix.if_modified_since // 1_000_000:
         return Result(304, stored=stored, location=True)
-    return Result(200, stored=stored)
+    return _shaped(stored, shape)
 
 
 async def vread(svc: Services, ix: Interaction, conn: Conn | None = None) -> Result:
     rtype, rid = known_type(ix.rtype or ""), ix.rid or ""
+    shape = read_shape(ix.params) if ix.params else None
     if not (ix.vid or "").isdigit() or len(ix.vid or "") > 9:
         raise not_found(rtype, f"{rid}/_history/{ix.vid}")
     stored = await svc.repo.vread(rtype, rid, int(ix.vid or 0))
@@ -77,7 +89,14 @@ async def vread(svc: Services, ix: Interaction, conn: Conn | None = None) -> Res
         raise not_found(rtype, rid)
     if stored.deleted:
         raise gone(stored)
-    return Result(200, stored=stored)
+    return _shaped(stored, shape)
+
+
+def _shaped(stored: Stored, shape: ReadShape | None) -> Result:
+    """The read result; with ``_summary``/``_elements`` its JSON is the shaped resource (served instead)."""
+    if shape is None:
+        return Result(200, stored=stored)
+    return Result(200, stored=stored, stored_json=shape.apply(orjson.loads(stored.body or "{}")))
 
 
 # ------------------------------------------------------------------------------------------ create
@@ -95,10 +114,12 @@ async def create(svc: Services, ix: Interaction, conn: Conn | None = None, *, ri
             if matches:
                 return Result(200, stored=matches[0], location=True,
                               issues=[Issue("information", "duplicate", "A matching resource exists; not created")])
+        if rtype == "SearchParameter":
+            search_parameters.check(svc, resource, rid)
         stored, as_json = await svc.repo.save(c, resource, rid or str(uuid.uuid4()), None, "POST", fresh_id=True)
         return Result(201, stored=stored, location=True, stored_json=as_json)
 
-    return await in_write(svc, conn, run)
+    return _written(svc, await in_write(svc, conn, run))
 
 
 # ------------------------------------------------------------------------------------------ update
@@ -109,11 +130,13 @@ async def update(svc: Services, ix: Interaction, conn: Conn | None = None) -> Re
     if resource.get("id") != rid:
         raise FhirError.of(400, "invalid", f"The body's id ({str(resource.get('id'))[:64]}) must equal the id "
                            f"in the URL ({rid})", f"{rtype}.id")
-    return await in_write(svc, conn, lambda c: _put(svc, c, ix, resource, rid, "PUT"))
+    return _written(svc, await in_write(svc, conn, lambda c: _put(svc, c, ix, resource, rid, "PUT")))
 
 
 async def _put(svc: Services, c: Conn, ix: Interaction, resource: dict[str, Any], rid: str, method: str) -> Result:
     rtype = resource["resourceType"]
+    if rtype == "SearchParameter":
+        search_parameters.check(svc, resource, rid)
     current = await svc.repo.current_for_update(c, rtype, rid)
     _check_if_match(ix, current)
     if current is None:
@@ -150,7 +173,7 @@ async def conditional_update(svc: Services, ix: Interaction, conn: Conn | None =
             rid = valid_id(body_id) if isinstance(body_id, str) else str(uuid.uuid4())
         return await _put(svc, c, ix, resource, rid, "PUT")
 
-    return await in_write(svc, conn, run)
+    return _written(svc, await in_write(svc, conn, run))
 
 
 # ------------------------------------------------------------------------------------------ patch
@@ -181,8 +204,6 @@ async def patch(svc: Services, ix: Interaction, conn: Conn | None = None) -> Res
         if current.deleted:
             raise gone(current)
         _check_if_match(ix, current)
-        import orjson
-
         try:
             patched = patch_doc.apply(orjson.loads(current.body or "{}"))
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError,
@@ -191,10 +212,12 @@ async def patch(svc: Services, ix: Interaction, conn: Conn | None = None) -> Res
         if not isinstance(patched, dict) or patched.get("resourceType") != rtype or patched.get("id") != rid:
             raise FhirError.of(422, "processing", "A patch may not change resourceType or id")
         resource_body(patched, rtype)
+        if rtype == "SearchParameter":
+            search_parameters.check(svc, patched, rid)
         stored, as_json = await svc.repo.save(c, patched, rid, current, "PATCH")
         return Result(200, stored=stored, location=True, stored_json=as_json)
 
-    return await in_write(svc, conn, run)
+    return _written(svc, await in_write(svc, conn, run))
 
 
 # ------------------------------------------------------------------------------------------ delete
@@ -211,7 +234,10 @@ async def delete(svc: Services, ix: Interaction, conn: Conn | None = None) -> Re
         done = await svc.repo.delete(c, current)
         return Result(204, headers={"ETag": f'W/"{done.version}"'})
 
-    return await in_write(svc, conn, run)
+    result = await in_write(svc, conn, run)
+    if rtype == "SearchParameter":
+        search_parameters.deleted(svc, rid)
+    return result
 
 
 async def conditional_delete(svc: Services, ix: Interaction, conn: Conn | None = None) -> Result:
@@ -230,6 +256,8 @@ async def conditional_delete(svc: Services, ix: Interaction, conn: Conn | None =
             current = await svc.repo.current_for_update(c, rtype, m.id)
             if current is not None and not current.deleted:
                 await svc.repo.delete(c, current)
+                if rtype == "SearchParameter":
+                    search_parameters.deleted(svc, m.id)
         if not matches:  # as HAPI FHIR: 200 with an outcome saying nothing was deleted
             return Result(200, issues=[Issue("warning", "not-found", "No resource matched; nothing was deleted")])
         return Result(200, issues=[Issue("information", "informational", f"Deleted {len(matches)} resource(s)")])

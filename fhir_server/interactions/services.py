@@ -22,7 +22,8 @@ class Services:
     @classmethod
     def create(cls, settings: Settings) -> Services:
         db = create_database(settings.database_url, pool_size=settings.pool_size)
-        registry = SearchParamRegistry.default()
+        # each server its own copy: custom SearchParameters registered on one do not leak into another
+        registry = SearchParamRegistry.default().copy()
 
         def indexer(resource: dict[str, Any]) -> dict[str, list[tuple]]:
             return extract_index_rows(registry, resource)

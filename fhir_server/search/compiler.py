@@ -5,7 +5,22 @@ SQL uses ``%s`` placeholders (psycopg style); every user value is a bound parame
 
 * Each criterion is one ``EXISTS`` on its index table (comma alternatives OR-ed inside it); criteria
   are AND-ed. ``_id`` and ``_lastUpdated`` compare columns of ``resource`` directly.
-* Pages are keyset pages on ``rkey``: ``ORDER BY r.rkey`` with ``r.rkey > cursor`` and ``LIMIT count+1``.
+  ``:missing`` is an ``[NOT] EXISTS`` without a value condition; token ``:not`` a ``NOT EXISTS``
+  (so resources without any value match, as R4 says); token ``:text`` a prefix match on the ``text``
+  column (display / CodeableConcept.text), case-insensitive for ASCII letters, other characters exact
+  (identically on both backends: see :func:`_text_cond`).
+* Chains (``subject:Patient.name=x``) are nested ``IN`` sub-queries through ``idx_reference``
+  (``target_type``/``target_id`` → ``resource.rtype``/``id``), one branch per possible target type;
+  ``_has`` is the reverse: ``r.id IN (target_id of the source rows that meet the inner criterion)``.
+  Inside a chain / ``_has`` criteria take the ``rkey IN (SELECT rkey FROM idx_… WHERE …)`` form, so
+  the most selective (innermost) condition drives the join on both backends.
+* Composite parameters compile to "every component matches somewhere in the resource" (a pre-filter);
+  ``postfilter.py`` makes the same-element match exact.
+* Pages are keyset pages. Without ``_sort``: ``ORDER BY r.rkey`` with ``r.rkey > cursor`` and
+  ``LIMIT count+1``. With ``_sort``: each key's value is ``_id``/``_lastUpdated`` or the min (asc) /
+  max (desc) of the resource's index values for the parameter (no value: sorts last), then ``rkey``;
+  the cursor carries the last row's sort values and the page starts strictly after that tuple. A
+  ``before`` cursor (previous link) runs the same query with every direction reversed.
 """
 
 from __future__ import annotations
@@ -13,12 +28,17 @@ from __future__ import annotations
 import time
 
 from fhir_server.search.model import (
+    ChainTarget,
+    CompartmentValue,
     Criterion,
+    Cursor,
+    HasValue,
     Include,
     ParsedSearch,
     QuantityValue,
     RangeValue,
     ReferenceValue,
+    SortKey,
     StringValue,
     TokenValue,
     UriValue,
@@ -26,7 +46,7 @@ from fhir_server.search.model import (
 
 SqlArgs = tuple[str, list]
 
-PAGE_COLUMNS = "r.rkey, r.id, r.version, r.last_updated, r.body"
+PAGE_COLUMNS = "r.rkey, r.id, r.version, r.last_updated, r.body, r.rtype"
 INCLUDE_COLUMNS = "t.rkey, t.id, t.version, t.last_updated, t.body, t.rtype"
 _INDEX_TABLE = {"token": "idx_token", "string": "idx_string", "reference": "idx_reference", "date": "idx_date",
                 "uri": "idx_uri", "number": "idx_number", "quantity": "idx_quantity"}
@@ -167,8 +187,30 @@ def _quantity_cond(v: QuantityValue) -> SqlArgs:
     return "(" + " AND ".join(parts) + ")", args
 
 
+def _text_cond(value: str) -> SqlArgs:
+    """Token ``:text``: the ``text`` column starts with ``value``, ASCII letters case-insensitively and any
+    other character exactly — the same on both backends (PostgreSQL's ``lower()`` folds non-ASCII
+    letters, SQLite's does not, so non-ASCII positions are a ``_`` in the pattern plus an exact
+    ``substr`` check)."""
+    value = _cut(value)
+    pattern: list[str] = []
+    parts = ["lower(i.text) LIKE %s " + _LIKE_ESCAPE]
+    args: list = []
+    for pos, ch in enumerate(value, start=1):
+        if ord(ch) < 128:
+            pattern.append(like_escape(ch.lower()))
+        else:
+            pattern.append("_")
+            parts.append("substr(i.text, %s, 1) = %s")
+            args += [pos, ch]
+    return "(" + " AND ".join(parts) + ")", ["".join(pattern) + "%", *args]
+
+
 def _alternative(c: Criterion, v: object, base_url: str) -> SqlArgs:
     if c.type == "token":
+        if c.modifier == "text":
+            assert isinstance(v, StringValue)
+            return _text_cond(v.value)
         assert isinstance(v, TokenValue)
         return _token_cond(v)
     if c.type == "reference":
@@ -201,48 +243,261 @@ def _or(conds: list[SqlArgs]) -> SqlArgs:
     return "(" + " OR ".join(s for s, _ in conds) + ")", args
 
 
-def criterion_sql(rtype: str, c: Criterion, base_url: str = "") -> SqlArgs:
-    """The SQL condition (on alias ``r`` = resource) for one criterion."""
+def _and(conds: list[SqlArgs]) -> SqlArgs:
+    args: list = []
+    for _, a in conds:
+        args.extend(a)
+    if not conds:
+        return "1 = 1", args
+    if len(conds) == 1:
+        return conds[0][0], args
+    return "(" + " AND ".join(s for s, _ in conds) + ")", args
+
+
+class _Ctx:
+    """Per-query compile state: fresh aliases for the resource rows of nested sub-queries."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.n = 0
+
+    def alias(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+
+RTypes = str | tuple[str, ...]  # the type of the resources a criterion applies to, or several types
+
+
+def _rtype_cond(rtype: RTypes, col: str = "i.rtype") -> SqlArgs:
+    """``i.rtype`` of an index row of a resource of type ``rtype`` (or one of several types; the
+    resource's own rkey / id condition pairs the row with the resource)."""
+    if isinstance(rtype, tuple):
+        return f"{col} IN ({_placeholders(len(rtype))})", list(rtype)
+    return f"{col} = %s", [rtype]
+
+
+def _crit(ctx: _Ctx, rtype: RTypes, c: Criterion, alias: str, nested: bool) -> SqlArgs:
+    """The SQL condition on resource alias ``alias`` for criterion ``c``."""
     if c.type == "_id":
         ids = [str(v) for v in c.values]
         if len(ids) == 1:
-            return "r.id = %s", ids
-        return f"r.id IN ({_placeholders(len(ids))})", ids
+            return f"{alias}.id = %s", ids
+        return f"{alias}.id IN ({_placeholders(len(ids))})", ids
     if c.type == "_lastUpdated":
-        return _or([_date_cond("r.last_updated", "r.last_updated", v) for v in c.values])  # type: ignore[arg-type]
-    cond, args = _or([_alternative(c, v, base_url) for v in c.values])
+        col = f"{alias}.last_updated"
+        return _or([_date_cond(col, col, v) for v in c.values])  # type: ignore[arg-type]
+    if c.type == "chain":
+        return _chain(ctx, rtype, c, alias)
+    if c.type == "has":
+        return _has(ctx, rtype, c, alias)
+    if c.type == "composite":
+        return _or([_and([_crit(ctx, rtype, part, alias, nested) for part in alt])  # type: ignore[attr-defined]
+                    for alt in c.values])
+    if c.type == "compartment":
+        return _compartment(ctx, c, alias)
     table = _INDEX_TABLE[c.type]
-    sql = (f"EXISTS (SELECT 1 FROM {table} i WHERE i.rkey = r.rkey AND i.rtype = %s AND i.param = %s"
-           f" AND {cond})")
-    return sql, [rtype, c.param, *args]
+    rt_sql, rt_args = _rtype_cond(rtype)
+    head = f"FROM {table} i WHERE i.rkey = {alias}.rkey AND {rt_sql} AND i.param = %s"
+    head_args = [*rt_args, c.param]
+    if c.modifier == "missing":
+        present = not c.values[0]
+        return f"{'' if present else 'NOT '}EXISTS (SELECT 1 {head})", head_args
+    cond, args = _or([_alternative(c, v, ctx.base_url) for v in c.values])
+    if c.modifier == "not":
+        return f"NOT EXISTS (SELECT 1 {head} AND {cond})", [*head_args, *args]
+    if nested:
+        return (f"{alias}.rkey IN (SELECT i.rkey FROM {table} i WHERE {rt_sql} AND i.param = %s AND {cond})",
+                [*head_args, *args])
+    return f"EXISTS (SELECT 1 {head} AND {cond})", [*head_args, *args]
+
+
+def _chain(ctx: _Ctx, rtype: RTypes, c: Criterion, alias: str) -> SqlArgs:
+    branches: list[SqlArgs] = []
+    for t in c.values:
+        assert isinstance(t, ChainTarget)
+        ta = ctx.alias("t")
+        if len(t.target_types) == 1:
+            (tt,) = t.target_types
+            inner, iargs = _crit(ctx, tt, t.criterion, ta, nested=True)
+            branches.append((f"(i.target_type = %s AND i.target_id IN (SELECT {ta}.id FROM resource {ta} "
+                             f"WHERE {ta}.rtype = %s AND NOT {ta}.deleted AND {inner}))", [tt, tt, *iargs]))
+            continue
+        # several target types with the same chained criterion: one sub-query over all of them
+        inner, iargs = _crit(ctx, t.target_types, t.criterion, ta, nested=True)
+        marks = _placeholders(len(t.target_types))
+        branches.append((f"((i.target_type, i.target_id) IN (SELECT {ta}.rtype, {ta}.id FROM resource {ta} "
+                         f"WHERE {ta}.rtype IN ({marks}) AND NOT {ta}.deleted AND {inner}))",
+                         [*t.target_types, *iargs]))
+    cond, args = _or(branches)
+    local_sql, local_args = _local_only(ctx.base_url)
+    rt_sql, rt_args = _rtype_cond(rtype)
+    return (f"{alias}.rkey IN (SELECT i.rkey FROM idx_reference i WHERE {rt_sql} AND i.param = %s"
+            f" AND {cond}{local_sql})", [*rt_args, c.param, *args, *local_args])
+
+
+def _has(ctx: _Ctx, rtype: RTypes, c: Criterion, alias: str) -> SqlArgs:
+    h = c.values[0]
+    assert isinstance(h, HasValue)
+    sa = ctx.alias("s")
+    inner, iargs = _crit(ctx, h.source_type, h.criterion, sa, nested=True)
+    local_sql, local_args = _local_only(ctx.base_url)
+    target_sql, target_args = _rtype_cond(rtype, "i.target_type")
+    # several possible types: pair the target type with the resource's type, not just the id
+    head, cols = (f"({alias}.rtype, {alias}.id)", "i.target_type, i.target_id") if isinstance(rtype, tuple) \
+        else (f"{alias}.id", "i.target_id")
+    return (f"{head} IN (SELECT {cols} FROM idx_reference i WHERE i.rtype = %s AND i.param = %s"
+            f" AND {target_sql}{local_sql} AND i.rkey IN (SELECT {sa}.rkey FROM resource {sa}"
+            f" WHERE {sa}.rtype = %s AND NOT {sa}.deleted AND {inner}))",
+            [h.source_type, h.ref_param, *target_args, *local_args, h.source_type, *iargs])
+
+
+def _compartment(ctx: _Ctx, c: Criterion, alias: str) -> SqlArgs:
+    v = c.values[0]
+    assert isinstance(v, CompartmentValue)
+    local_sql, local_args = _local_only(ctx.base_url)
+    parts: list[str] = []
+    args: list = []
+    if v.params:
+        pairs = []
+        pair_args: list = []
+        for t, codes in v.params:
+            pairs.append(f"(i.rtype = %s AND i.param IN ({_placeholders(len(codes))}))")
+            pair_args += [t, *codes]
+        parts.append(f"SELECT i.rkey FROM idx_reference i WHERE i.target_type = %s AND i.target_id = %s"
+                     f"{local_sql} AND ({' OR '.join(pairs)})")
+        args += [v.ctype, v.cid, *local_args, *pair_args]
+    if c.modifier == "self":  # the compartment's own resource is in it
+        parts.append("SELECT p.rkey FROM resource p WHERE p.rtype = %s AND p.id = %s")
+        args += [v.ctype, v.cid]
+    return f"{alias}.rkey IN ({' UNION ALL '.join(parts)})", args
+
+
+def criterion_sql(rtype: str, c: Criterion, base_url: str = "") -> SqlArgs:
+    """The SQL condition (on alias ``r`` = resource) for one criterion."""
+    return _crit(_Ctx(base_url), rtype, c, "r", nested=False)
 
 
 def _where(parsed: ParsedSearch) -> tuple[list[str], list]:
-    where = ["r.rtype = %s", "NOT r.deleted"]
-    args: list = [parsed.rtype]
+    ctx = _Ctx(parsed.base_url)
+    rtype: RTypes = parsed.rtype if parsed.types is None else parsed.types
+    rt_sql, args = _rtype_cond(rtype, "r.rtype")
+    where = [rt_sql, "NOT r.deleted"]
     for c in parsed.criteria:
-        sql, a = criterion_sql(parsed.rtype, c, parsed.base_url)
+        sql, a = _crit(ctx, rtype, c, "r", nested=False)
         where.append(sql)
         args.extend(a)
     return where, args
 
 
-def compile_page(parsed: ParsedSearch) -> SqlArgs:
-    """One page of matches: rows (rkey, id, version, last_updated, body), at most ``count + 1`` of them
-    (a last extra row means there is a next page; do not return it)."""
+# -- sorting and keyset pages ------------------------------------------------------------------------
+
+_SORT_COLUMN = {"string": "i.norm", "token": "i.code", "number": "i.value", "quantity": "i.value",
+                "uri": "i.uri", "reference": "coalesce(i.url, i.target_type || '/' || i.target_id)"}
+
+
+def _sort_expr(rtype: str, k: SortKey) -> tuple[str, list, bool]:
+    """(SQL value of the sort key on ``r``, args, whether it may be NULL)."""
+    if k.type == "_id":
+        return "r.id", [], False
+    if k.type == "_lastUpdated":
+        return "r.last_updated", [], False
+    agg = "max" if k.desc else "min"
+    col = ("i.high" if k.desc else "i.low") if k.type == "date" else _SORT_COLUMN[k.type]
+    return (f"(SELECT {agg}({col}) FROM {_INDEX_TABLE[k.type]} i WHERE i.rkey = r.rkey AND i.rtype = %s"
+            f" AND i.param = %s)", [rtype, k.param], True)
+
+
+def _keyset(terms: list[tuple[str, bool, object]], before: bool) -> SqlArgs:
+    """Rows strictly after (before) the position ``terms`` = [(column, descending, cursor value)] in
+    lexicographic order. A None cursor value means 'NULL' (its null-flag term already matched)."""
+    ors: list[str] = []
+    args: list = []
+    eqs: list[str] = []
+    eq_args: list = []
+    for col, desc, val in terms:
+        if val is None:
+            continue  # all NULLs are equal: nothing is strictly after, and the equality is implied
+        op = ">" if desc == before else "<"
+        ors.append("(" + " AND ".join([*eqs, f"{col} {op} %s"]) + ")")
+        args += [*eq_args, val]
+        eqs.append(f"{col} = %s")
+        eq_args.append(val)
+    return "(" + " OR ".join(ors) + ")", args
+
+
+def compile_page(parsed: ParsedSearch, *, count: int | None = None, cursor: Cursor | None = None,
+                 use_cursor: bool = True) -> SqlArgs:
+    """One page of matches: rows (rkey, id, version, last_updated, body, rtype, *sort values), at most
+    ``count + 1`` of them (a last extra row means there is a further page; do not return it).
+
+    For a ``before`` cursor the rows come in reverse page order (the caller reverses them).
+    ``count``/``cursor`` override the parsed ones (the post-filter loop fetches batches).
+    """
     where, args = _where(parsed)
-    if parsed.cursor is not None:
-        where.append("r.rkey > %s")
-        args.append(parsed.cursor)
-    args.append(parsed.count + 1)
-    return f"SELECT {PAGE_COLUMNS} FROM resource r WHERE {' AND '.join(where)} ORDER BY r.rkey LIMIT %s", args
+    n = parsed.count if count is None else count
+    cur = (parsed.cursor if cursor is None else cursor) if use_cursor else None
+    before = cur is not None and cur.before
+    if not parsed.sort:
+        if cur is not None:
+            where.append("r.rkey < %s" if before else "r.rkey > %s")
+            args.append(cur.rkey)
+        args.append(n + 1)
+        order = "r.rkey DESC" if before else "r.rkey"
+        return f"SELECT {PAGE_COLUMNS} FROM resource r WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %s", args
+    cols: list[str] = []
+    col_args: list = []
+    order: list[str] = []
+    terms: list[tuple[str, bool, object]] = []
+    for j, k in enumerate(parsed.sort):
+        expr, eargs, nullable = _sort_expr(parsed.rtype, k)
+        cols.append(f"{expr} AS s{j}")
+        col_args += eargs
+        if nullable:
+            flag = f"(CASE WHEN q.s{j} IS NULL THEN 1 ELSE 0 END)"
+            order.append(f"{flag}{' DESC' if before else ''}")
+            if cur is not None:
+                terms.append((flag, False, 1 if cur.values[j] is None else 0))
+        desc = k.desc != before
+        order.append(f"q.s{j}{' DESC' if desc else ''}")
+        if cur is not None:
+            terms.append((f"q.s{j}", k.desc, cur.values[j]))
+    order.append("q.rkey DESC" if before else "q.rkey")
+    outer = ""
+    outer_args: list = []
+    if cur is not None:
+        terms.append(("q.rkey", False, cur.rkey))
+        outer, outer_args = _keyset(terms, before)
+        outer = " WHERE " + outer
+    sort_cols = ", ".join(f"q.s{j}" for j in range(len(parsed.sort)))
+    inner = f"SELECT {PAGE_COLUMNS}, {', '.join(cols)} FROM resource r WHERE {' AND '.join(where)}"
+    sql = (f"SELECT q.rkey, q.id, q.version, q.last_updated, q.body, q.rtype, {sort_cols} FROM ({inner}) q"
+           f"{outer} ORDER BY {', '.join(order)} LIMIT %s")
+    return sql, [*col_args, *args, *outer_args, n + 1]
 
 
-def compile_count(parsed: ParsedSearch) -> SqlArgs:
-    """``SELECT count(*)`` of all matches (ignoring the cursor and _count)."""
+def row_cursor(parsed: ParsedSearch, row: tuple) -> Cursor:
+    """The keyset position of a page row (as returned by :func:`compile_page`)."""
+    return Cursor(int(row[0]), tuple(row[6:6 + len(parsed.sort)]))
+
+
+def compile_count(parsed: ParsedSearch, *, limit: int | None = None) -> SqlArgs:
+    """``SELECT count(*)`` of all matches (ignoring the cursor and _count); with ``limit``, counting
+    stops there (``_total=estimate``)."""
     where, args = _where(parsed)
-    return f"SELECT count(*) FROM resource r WHERE {' AND '.join(where)}", args
+    if limit is None:
+        return f"SELECT count(*) FROM resource r WHERE {' AND '.join(where)}", args
+    return (f"SELECT count(*) FROM (SELECT 1 FROM resource r WHERE {' AND '.join(where)} LIMIT %s) c",
+            [*args, int(limit)])
 
+
+def compile_match_rows(parsed: ParsedSearch) -> SqlArgs:
+    """``SELECT 1`` over all matches: the query whose planner row estimate answers ``_total=estimate``."""
+    where, args = _where(parsed)
+    return f"SELECT 1 FROM resource r WHERE {' AND '.join(where)}", args
+
+
+# -- includes ---------------------------------------------------------------------------------------
 
 def _include_sql(rtype: str, inc: Include, rkeys: list[int], base_url: str) -> SqlArgs:
     local_sql, local_args = _local_only(base_url)
@@ -266,26 +521,28 @@ def _revinclude_sql(rtype: str, inc: Include, rkeys: list[int], base_url: str) -
     return sql, [inc.source_type, *args]
 
 
-def compile_includes(parsed: ParsedSearch, rkeys: list[int], *, limit: int | None = None) -> list[SqlArgs]:
-    """One query per ``_include`` / ``_revinclude`` for the resources matched on this page (``rkeys``).
+def compile_include(rtype: str, inc: Include, rkeys: list[int], base_url: str, *, reverse: bool,
+                    limit: int | None = None) -> SqlArgs:
+    """The resources an ``_include`` (``reverse=False``: what the ``rtype`` resources ``rkeys`` point at
+    through ``inc.param``) or ``_revinclude`` (``reverse=True``: the ``inc.source_type`` resources
+    pointing at them) brings in. Rows (rkey, id, version, last_updated, body, rtype), ordered by rkey."""
+    rkeys = list(dict.fromkeys(int(k) for k in rkeys))
+    sql, args = (_revinclude_sql if reverse else _include_sql)(rtype, inc, rkeys, base_url)
+    sql += " ORDER BY t.rkey"
+    if limit is not None:
+        sql += " LIMIT %s"
+        args = [*args, int(limit)]
+    return sql, args
 
-    Each yields rows (rkey, id, version, last_updated, body, rtype), ordered by rkey, without duplicates
-    within one query; the caller de-duplicates across queries and against the matches themselves.
-    ``limit`` (optional) caps the rows of each query (``LIMIT %s``).
-    """
+
+def compile_includes(parsed: ParsedSearch, rkeys: list[int], *, limit: int | None = None) -> list[SqlArgs]:
+    """One query per non-iterate ``_include`` / ``_revinclude`` for the resources matched on this page
+    (``rkeys``, all of ``parsed.rtype``)."""
     rkeys = list(dict.fromkeys(int(k) for k in rkeys))
     if not rkeys:
         return []
-    out: list[SqlArgs] = []
-    for inc in parsed.includes:
-        out.append(_include_sql(parsed.rtype, inc, rkeys, parsed.base_url))
-    for inc in parsed.revincludes:
-        out.append(_revinclude_sql(parsed.rtype, inc, rkeys, parsed.base_url))
-    final: list[SqlArgs] = []
-    for sql, args in out:
-        sql += " ORDER BY t.rkey"
-        if limit is not None:
-            sql += " LIMIT %s"
-            args = [*args, int(limit)]
-        final.append((sql, args))
-    return final
+    out = [compile_include(parsed.rtype, inc, rkeys, parsed.base_url, reverse=False, limit=limit)
+           for inc in parsed.includes if inc.source_type == parsed.rtype]
+    out += [compile_include(parsed.rtype, inc, rkeys, parsed.base_url, reverse=True, limit=limit)
+            for inc in parsed.revincludes if inc.target_type in (None, parsed.rtype)]
+    return out

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
+
+import orjson
 
 from fhir_server.outcome import FhirError, Issue
 
@@ -76,7 +80,16 @@ class Criterion:
     """One occurrence of a search parameter: its values are OR-ed; criteria are AND-ed.
 
     ``type`` is the search-parameter type ('token', 'reference', 'string', 'date', 'uri', 'number',
-    'quantity') or one of the resource-column pseudo types '_id' / '_lastUpdated'.
+    'quantity'), one of the resource-column pseudo types '_id' / '_lastUpdated', or a structural kind:
+
+    * ``chain``: ``values`` are :class:`ChainTarget` (OR-ed), ``param`` the reference parameter;
+    * ``has``: ``values`` is one :class:`HasValue`;
+    * ``composite``: ``values`` are tuples of component :class:`Criterion` (AND-ed inside, OR-ed
+      between); the SQL is a pre-filter, the exact same-element match is a post-filter;
+    * ``compartment``: ``values`` is one :class:`CompartmentValue`.
+
+    ``modifier`` ``missing`` carries ``values == (True,)`` or ``(False,)``; ``not`` and ``text`` (token)
+    negate / match on the display text.
     """
 
     param: str
@@ -87,13 +100,61 @@ class Criterion:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainTarget:
+    """Target types of a chained reference (those for which the chained criterion parses the same)
+    and the criterion the target must meet."""
+
+    target_types: tuple[str, ...]
+    criterion: Criterion
+
+
+@dataclass(frozen=True, slots=True)
+class HasValue:
+    """``_has:source_type:ref_param:...``: some ``source_type`` resource whose ``ref_param`` points at
+    the searched resource meets ``criterion``."""
+
+    source_type: str
+    ref_param: str
+    criterion: Criterion
+
+
+@dataclass(frozen=True, slots=True)
+class CompartmentValue:
+    """Membership of a compartment (``Patient/x``): any of the (type, params) reference parameters
+    points at ``ctype/cid``; the compartment's own resource is a member too."""
+
+    ctype: str
+    cid: str
+    params: tuple[tuple[str, tuple[str, ...]], ...]  # (resource type, reference parameter codes)
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """One ``_sort`` key: ``param`` (``_id``, ``_lastUpdated`` or a parameter of ``type``), descending?"""
+
+    param: str
+    type: str
+    desc: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Include:
-    """``_include=source:param[:target]`` or ``_revinclude=source:param[:target]``."""
+    """``_include=source:param[:target]`` or ``_revinclude=source:param[:target]`` (``:iterate``)."""
 
     source_type: str
     param: str
     target_type: str | None = None
-    iterate: bool = False  # reserved: :iterate is rejected in this version
+    iterate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A keyset position: the sort values and rkey of a row; pages go ``after`` it (or ``before`` it
+    for a previous link)."""
+
+    rkey: int
+    values: tuple[object, ...] = ()
+    before: bool = False
 
 
 @dataclass
@@ -102,7 +163,7 @@ class ParsedSearch:
     base_url: str
     criteria: list[Criterion] = field(default_factory=list)
     count: int = 20
-    cursor: int | None = None  # rkey to start after
+    cursor: Cursor | None = None
     includes: list[Include] = field(default_factory=list)
     revincludes: list[Include] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
@@ -110,49 +171,80 @@ class ParsedSearch:
     elements: tuple[str, ...] | None = None
     total: str | None = None  # none | estimate | accurate
     params: list[tuple[str, str]] = field(default_factory=list)  # the parameters used (ignored ones dropped)
+    sort: tuple[SortKey, ...] = ()
+    #: Python checks every page row must also pass (composite same-element, :of-type); see postfilter.py
+    post_filters: list[Callable[[dict[str, Any]], bool]] = field(default_factory=list)
+    #: resource types a multi-type search (compartment ``*``) covers; None: just ``rtype``
+    types: tuple[str, ...] | None = None
+
+    def _base_params(self) -> list[tuple[str, str]]:
+        out = [(k, v) for k, v in self.params if k not in PAGING_PARAMS]
+        out.append(("_count", str(self.count)))
+        return out
 
     def self_link_params(self) -> list[tuple[str, str]]:
         """The parameters of this page's ``self`` link: those used, with the effective ``_count``."""
-        out = [(k, v) for k, v in self.params if k not in PAGING_PARAMS]
-        out.append(("_count", str(self.count)))
+        out = self._base_params()
         if self.cursor is not None:
             out.append(("_cursor", encode_cursor(self.cursor)))
         return out
 
-    def next_link_params(self, last_rkey: int) -> list[tuple[str, str]]:
-        """The parameters of the ``next`` link, given the rkey of the last entry of this page."""
-        out = [(k, v) for k, v in self.params if k not in PAGING_PARAMS]
-        out.append(("_count", str(self.count)))
-        out.append(("_cursor", encode_cursor(last_rkey)))
+    def next_link_params(self, last: int | Cursor) -> list[tuple[str, str]]:
+        """The parameters of the ``next`` link, given the last entry of this page (rkey or Cursor)."""
+        out = self._base_params()
+        out.append(("_cursor", encode_cursor(last)))
+        return out
+
+    def previous_link_params(self, first: Cursor) -> list[tuple[str, str]]:
+        """The parameters of the ``previous`` link, given the first entry of this page."""
+        out = self._base_params()
+        out.append(("_cursor", encode_cursor(Cursor(first.rkey, first.values, before=True))))
         return out
 
     def first_link_params(self) -> list[tuple[str, str]]:
         """The parameters of the ``first`` link (no cursor)."""
-        out = [(k, v) for k, v in self.params if k not in PAGING_PARAMS]
-        out.append(("_count", str(self.count)))
-        return out
+        return self._base_params()
 
 
 _CURSOR_TAG = "k1."
+_CURSOR_TAG2 = "k2."
 
 
-def encode_cursor(rkey: int) -> str:
-    """An opaque, URL-safe cursor meaning 'after rkey'."""
-    return base64.urlsafe_b64encode(f"{_CURSOR_TAG}{int(rkey)}".encode()).decode().rstrip("=")
+def encode_cursor(pos: int | Cursor) -> str:
+    """An opaque, URL-safe cursor: an rkey (meaning 'after rkey') or a :class:`Cursor`."""
+    if isinstance(pos, Cursor) and (pos.values or pos.before):
+        raw = _CURSOR_TAG2 + orjson.dumps([int(pos.before), pos.rkey, list(pos.values)]).decode()
+    else:
+        rkey = pos.rkey if isinstance(pos, Cursor) else pos
+        raw = f"{_CURSOR_TAG}{int(rkey)}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(token: str) -> int:
-    """The rkey of a cursor made by :func:`encode_cursor`; 400 for anything else."""
+def _bad_cursor(token: str) -> FhirError:
+    return FhirError.of(400, "invalid", f"Invalid _cursor value '{token[:100]}' (use the links of a previous page)",
+                        "_cursor")
+
+
+def decode_cursor(token: str) -> Cursor:
+    """The position of a cursor made by :func:`encode_cursor`; 400 for anything else."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raw = ""
+    if raw.startswith(_CURSOR_TAG2):
+        try:
+            before, rkey, values = orjson.loads(raw[len(_CURSOR_TAG2):])
+        except (orjson.JSONDecodeError, ValueError, TypeError):
+            raise _bad_cursor(token) from None
+        if before in (0, 1) and type(rkey) is int and 0 <= rkey < 2**63 and type(values) is list and all(
+                v is None or type(v) in (str, int, float) for v in values):
+            return Cursor(rkey, tuple(values), bool(before))
+        raise _bad_cursor(token)
     digits = raw[len(_CURSOR_TAG):]
     if raw.startswith(_CURSOR_TAG) and digits.isascii() and digits.isdigit() and len(digits) < 20 \
             and int(digits) < 2**63:
-        return int(digits)
-    raise FhirError.of(400, "invalid", f"Invalid _cursor value '{token}' (use the links of a previous page)",
-                       "_cursor")
+        return Cursor(int(digits))
+    raise _bad_cursor(token)
 
 
 def decimal_range(d: Decimal) -> tuple[float, float]:

@@ -190,6 +190,50 @@ class Repository:
         async with self.db.read() as c:
             return await c.one("SELECT 1 FROM resource WHERE rtype = %s AND id = %s", (rtype, rid)) is not None
 
+    # ------------------------------------------------------------------ reindexing ($reindex)
+    async def count_current(self, conn: Conn, rtype: str | None) -> int:
+        """How many current (not deleted) resources there are, of ``rtype`` or of every type."""
+        sql = "SELECT count(*) FROM resource WHERE deleted = %s" + (" AND rtype = %s" if rtype else "")
+        row = await conn.one(sql, (False, rtype) if rtype else (False,))
+        return int(row[0]) if row else 0
+
+    async def current_batch(self, conn: Conn, rtype: str | None, after: int, limit: int, *,
+                            lock: bool = False) -> list[tuple[int, str, str]]:
+        """``(rkey, rtype, body)`` of up to ``limit`` current resources (of ``rtype``, or all) with
+        ``rkey > after``, by rkey. ``lock``: lock them until the end of the write transaction."""
+        sql = ("SELECT rkey, rtype, body FROM resource WHERE deleted = %s AND rkey > %s"
+               + (" AND rtype = %s" if rtype else "") + " ORDER BY rkey LIMIT %s"
+               + (self.db.for_update if lock else ""))
+        args = (False, after, rtype, limit) if rtype else (False, after, limit)
+        return [(r[0], r[1], r[2]) for r in await conn.all(sql, args)]
+
+    async def replace_index(self, conn: Conn, items: list[tuple[int, str, IndexRows]]) -> None:
+        """Replace the index rows of each ``(rkey, rtype, rows)`` (inside a write transaction)."""
+        if not items:
+            return
+        # psycopg binds statements of at most 50 parameters from a cache (bigger ones cost ~10x more to bind)
+        limit = 50 if conn.dialect == "postgresql" else 999
+        keys = [rkey for rkey, _, _ in items]
+        statements: list[tuple[str, Any, bool]] = []
+        for i in range(0, len(keys), limit):
+            chunk = keys[i:i + limit]
+            marks = ", ".join(["%s"] * len(chunk))
+            statements += [(f"DELETE FROM {t.name} WHERE rkey IN ({marks})", chunk, False)
+                           for t in INDEX_TABLES.values()]
+        by_kind: dict[str, list[tuple]] = {}
+        for rkey, rtype, rows in items:
+            for kind, kind_rows in rows.items():
+                by_kind.setdefault(kind, []).extend((rkey, rtype, *r) for r in kind_rows)
+        for kind, all_rows in by_kind.items():
+            table = INDEX_TABLES[kind]
+            per = max(1, limit // len(table.columns))
+            one = "(" + ", ".join(["%s"] * len(table.columns)) + ")"
+            head = f"INSERT INTO {table.name} ({', '.join(c.name for c in table.columns)}) VALUES "
+            for i in range(0, len(all_rows), per):
+                chunk = all_rows[i:i + per]
+                statements.append((head + ", ".join([one] * len(chunk)), [v for r in chunk for v in r], False))
+        await conn.batch(statements)
+
 
 def with_server_meta(resource: dict[str, Any], rid: str, version: int, when: int) -> dict[str, Any]:
     """The resource with ``id`` and server-owned ``meta.versionId``/``meta.lastUpdated`` set, keeping

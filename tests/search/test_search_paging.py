@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from fhir_server.search import (
+    Cursor,
     compile_count,
     compile_includes,
     compile_page,
@@ -59,14 +60,15 @@ def test_search_count_zero_and_total(db) -> None:
 
 def test_search_cursor_starts_after_rkey(db) -> None:
     parsed = parse("Patient", [("_cursor", encode_cursor(2))])
-    assert parsed.cursor == 2
+    assert parsed.cursor == Cursor(2)
     sql, args = compile_page(parsed)
     assert [r[1] for r in db.query(sql, args)] == ["p3", "p5"]
 
 
 def test_search_page_columns(db) -> None:
     sql, args = compile_page(parse("Patient", [("_id", "p1")]))
-    ((rkey, rid, version, last_updated, body),) = db.query(sql, args)
+    ((rkey, rid, version, last_updated, body, rtype),) = db.query(sql, args)
+    assert rtype == "Patient"
     assert (rkey, rid, version) == (1, "p1", 1)
     assert isinstance(last_updated, int)
     assert body == '{"resourceType":"Patient","id":"p1"}'
@@ -100,7 +102,7 @@ def test_search_link_params() -> None:
     params = [("name", "smi"), ("_count", "2"), ("foo", "bar"), ("_format", "json"), ("gender", "male,female"),
               ("_cursor", encode_cursor(7))]
     parsed = parse("Patient", params)
-    assert parsed.count == 2 and parsed.cursor == 7
+    assert parsed.count == 2 and parsed.cursor == Cursor(7)
     nxt = parsed.next_link_params(42)
     assert nxt == [("name", "smi"), ("_format", "json"), ("gender", "male,female"), ("_count", "2"),
                    ("_cursor", encode_cursor(42))]
@@ -128,7 +130,7 @@ def test_search_cursor_round_trip() -> None:
     for k in (0, 1, 42, 2**62):
         token = encode_cursor(k)
         assert token.isascii() and "=" not in token and "/" not in token and "+" not in token
-        assert decode_cursor(token) == k
+        assert decode_cursor(token) == Cursor(k)
 
 
 def test_search_result_params() -> None:
