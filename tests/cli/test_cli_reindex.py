@@ -4,13 +4,10 @@ system-level ``$reindex``, on a fresh SQLite file and a fresh PostgreSQL databas
 from __future__ import annotations
 
 import subprocess
-import uuid
 
 import httpx
-import pytest
 
 from tests.cli.test_cli_commands import CLI, _serve
-from tests.conftest import PG_ADMIN
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 CAT = "http://cares.example.org/CodeSystem/careplan-category"
@@ -18,22 +15,6 @@ CODE = "cares-category"
 SP = {"resourceType": "SearchParameter", "url": "http://cares.example.org/fhir/SearchParameter/cares-category",
       "name": "CaresCategory", "status": "active", "description": "CARES care plan category",
       "code": CODE, "base": ["CarePlan"], "type": "token", "expression": "CarePlan.category"}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'reindex.sqlite3'}"
-        return
-    request.getfixturevalue("pg_url")  # skips (or fails in CI) without PostgreSQL
-    import psycopg
-
-    name = f"cares_reindex_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    yield PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -67,8 +48,8 @@ def _reindex(url: str, *args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def test_custom_param_survives_restart_and_cli_reindex(db_url):
-    proc, base = _serve(db_url)
+def test_custom_param_survives_restart_and_cli_reindex(fresh_db_url):
+    proc, base = _serve(fresh_db_url)
     try:
         old = [_create(base, _careplan("icp")) for _ in range(3)]
         sid = _create(base, SP)
@@ -78,12 +59,12 @@ def test_custom_param_survives_restart_and_cli_reindex(db_url):
     finally:
         _stop(proc)
 
-    done = _reindex(db_url, "--type", "CarePlan", "--batch", "2")  # several batches
+    done = _reindex(fresh_db_url, "--type", "CarePlan", "--batch", "2")  # several batches
     assert done.returncode == 0, done.stderr[-2000:]
     assert "reindexed 5 CarePlan resources" in done.stderr
     assert "5/5" in done.stderr  # the tqdm progress bar
 
-    proc, base = _serve(db_url)
+    proc, base = _serve(fresh_db_url)
     try:
         assert _matches(base, f"{CAT}|icp") == sorted([*old, new])  # loaded at start, old ones reindexed
         cs = httpx.get(f"{base}/metadata", timeout=30).json()
@@ -97,9 +78,9 @@ def test_custom_param_survives_restart_and_cli_reindex(db_url):
     finally:
         _stop(proc)
 
-    done = _reindex(db_url, "--quiet")
+    done = _reindex(fresh_db_url, "--quiet")
     assert done.returncode == 0 and "reindexed 5 resources" in done.stderr and "res/s" not in done.stderr
-    proc, base = _serve(db_url)
+    proc, base = _serve(fresh_db_url)
     try:  # deleted: not loaded again
         strict = _search(base, f"{CAT}|icp", Prefer="handling=strict")
         assert strict.status_code == 400 and CODE in strict.text
