@@ -1,0 +1,95 @@
+"""Minimal live reproductions of the server's known deviations from R4 that the oracle found.
+
+Each is ``xfail(strict=True)``: CI shows it as xfailed while the bug is there and fails (XPASS) once it
+is fixed -- then delete the test *and* the matching entry of ``evaluator.QUIRKS``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+FHIR_JSON = {"Content-Type": "application/fhir+json"}
+
+
+def _put(fhir, resource: dict) -> None:
+    r = fhir.put(f"{resource['resourceType']}/{resource['id']}", json=resource, headers=FHIR_JSON)
+    assert r.status_code in (200, 201), r.text
+
+
+def _ids(fhir, rtype: str, **params: str) -> set[str]:
+    r = fhir.get(rtype, params=params)
+    assert r.status_code == 200, r.text
+    return {e["resource"]["id"] for e in r.json().get("entry", []) if e["search"]["mode"] == "match"}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "date ge/le are implemented as 'overlaps [value, +inf)' / 'overlaps (-inf, value]'; R4 search.html "
+    "#prefix: ge = 'the range above the search value intersects the range of the target value, or the "
+    "range of the search value fully contains the range of the target value' (le likewise below), so a "
+    "target range that starts before the search range and ends inside it does not match ge (and one that "
+    "starts inside it and ends after it does not match le). fhir_server/search/compiler.py _date_cond and "
+    "postfilter.py. Accepted in the property test via evaluator.QUIRKS"))
+def test_oracle_known_bug_date_ge_le_straddle(fhir, tag):
+    ident = f"urn:oracle:bug|{tag}"
+    _put(fhir, {"resourceType": "Patient", "id": f"{tag}-y", "birthDate": "2024",
+                "identifier": [{"system": "urn:oracle:bug", "value": tag}]})
+    _put(fhir, {"resourceType": "Observation", "id": f"{tag}-o", "status": "final", "code": {"text": "x"},
+                "effectivePeriod": {"start": "2024-03-01"}, "identifier": [{"system": "urn:oracle:bug", "value": tag}]})
+    # the year 2024 is neither above 2024-12-31 nor inside it; an open period from 2024-03-01 is
+    # neither below 2024-03-01 nor inside it
+    assert _ids(fhir, "Patient", identifier=ident, birthdate="ge2024-12-31") == set()
+    assert _ids(fhir, "Patient", identifier=ident, birthdate="le2024-01-01") == set()
+    assert _ids(fhir, "Observation", identifier=ident, date="le2024-03-01") == set()
+    # the unambiguous cases (sanity: these already pass)
+    assert _ids(fhir, "Patient", identifier=ident, birthdate="ge2024-12-30") == {f"{tag}-y"}
+    assert _ids(fhir, "Observation", identifier=ident, date="ge2024-03-01") == {f"{tag}-o"}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "token :text is matched against one text per Coding (its display, else CodeableConcept.text) with only "
+    "ASCII letters case-folded. R4 search.html#token: ':text: the search parameter is processed as a string "
+    "that searches text associated with the code/value - either CodeableConcept.text, Coding.display, or "
+    "Identifier.type.text', i.e. string matching, which is case- and accent-insensitive (#string). So "
+    "CodeableConcept.text is lost when the codings have displays, and 'hemo' misses 'Hémoglobine'. "
+    "fhir_server/search/compiler.py _text_cond and indexing/values.py token_codeable_concept. Accepted in the "
+    "property test via evaluator.QUIRKS"))
+def test_oracle_known_bug_token_text(fhir, tag):
+    ident = f"urn:oracle:bug|{tag}"
+    idents = [{"system": "urn:oracle:bug", "value": tag}]
+    _put(fhir, {"resourceType": "Observation", "id": f"{tag}-a", "status": "final", "identifier": idents,
+                "code": {"coding": [{"system": "http://loinc.org", "code": "718-7", "display": "Hb"}],
+                         "text": "heart beat"}})
+    _put(fhir, {"resourceType": "Observation", "id": f"{tag}-b", "status": "final", "identifier": idents,
+                "code": {"coding": [{"system": "http://loinc.org", "code": "718-7", "display": "Hémoglobine"}]}})
+    assert _ids(fhir, "Observation", identifier=ident, **{"code:text": "hb"}) == {f"{tag}-a"}  # passes today
+    assert _ids(fhir, "Observation", identifier=ident, **{"code:text": "heart"}) == {f"{tag}-a"}
+    assert _ids(fhir, "Observation", identifier=ident, **{"code:text": "hemo"}) == {f"{tag}-b"}
+    assert _ids(fhir, "Observation", identifier=ident, **{"code:text": "HÉMO"}) == {f"{tag}-b"}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "PostgreSQL: chain / _has sub-queries get quadratic nested-loop plans while the planner has no "
+    "statistics (a fresh database written through the API, before autovacuum's ANALYZE; only the bulk "
+    "loader ANALYZEs). Patient?link:Patient._has:Observation:patient:status=final&identifier=... takes "
+    "seconds on a few hundred resources (0.00 s after ANALYZE) and minutes on ~9,000; the oracle's "
+    "property test saw 30 s timeouts and quarantines chains/_has on PostgreSQL (QUARANTINED_ON_POSTGRES) "
+    "until this passes"))
+def test_oracle_known_bug_pg_chain_plans_without_statistics(fresh_pg):
+    import time
+
+    entries = []
+    for i in range(300):
+        entries.append({"resourceType": "Patient", "id": f"p{i}", "identifier": [{"system": "urn:s", "value": f"v{i}"}],
+                        "link": [{"other": {"reference": f"Patient/p{(i + 1) % 300}"}, "type": "seealso"}]})
+        entries.append({"resourceType": "Observation", "id": f"o{i}", "status": "final", "code": {"text": "x"},
+                        "subject": {"reference": f"Patient/p{i}"}})
+    bundle = {"resourceType": "Bundle", "type": "transaction",
+              "entry": [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+                        for r in entries]}
+    assert fresh_pg.post("", json=bundle, headers=FHIR_JSON).status_code == 200
+    start = time.monotonic()
+    r = fresh_pg.get("Patient", params={"link:Patient._has:Observation:patient:status": "final",
+                                        "identifier": "urn:s|v7"})
+    took = time.monotonic() - start
+    assert r.status_code == 200 and [e["resource"]["id"] for e in r.json()["entry"]] == ["p7"]
+    assert took < 1.0, f"{took:.1f} s for one patient's chained search over 600 resources"
