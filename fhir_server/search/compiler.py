@@ -86,10 +86,12 @@ def _date_cond(lo: str, hi: str, v: RangeValue) -> SqlArgs:
         return f"{hi} > %s", [qh]
     if p == "lt":
         return f"{lo} < %s", [ql]
+    # R4 search.html#prefix: ge = the range above the search value intersects the target's range, or the
+    # search range contains the target's range (le likewise below)
     if p == "ge":
-        return f"{hi} >= %s", [ql]
+        return f"({hi} > %s OR ({lo} >= %s AND {hi} <= %s))", [qh, ql, qh]
     if p == "le":
-        return f"{lo} <= %s", [qh]
+        return f"({lo} < %s OR ({lo} >= %s AND {hi} <= %s))", [ql, ql, qh]
     if p == "sa":
         return f"{lo} > %s", [qh]
     if p == "eb":

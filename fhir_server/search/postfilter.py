@@ -78,10 +78,10 @@ def _date_match(lo: int, hi: int, v: RangeValue) -> bool:
         return hi > qh
     if p == "lt":
         return lo < ql
-    if p == "ge":
-        return hi >= ql
+    if p == "ge":  # R4 search.html#prefix, as in compiler._date_cond
+        return hi > qh or (lo >= ql and hi <= qh)
     if p == "le":
-        return lo <= qh
+        return lo < ql or (lo >= ql and hi <= qh)
     if p == "sa":
         return lo > qh
     if p == "eb":

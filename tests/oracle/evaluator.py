@@ -242,7 +242,7 @@ DATE_GE_LE_OVERLAP = "date ge/le as overlap"  # ge: T overlaps [S.lo, inf); le: 
 # token :text: one text per Coding (its display, else CodeableConcept.text), matched as a prefix with
 # only ASCII letters case-folded (no accent folding)
 TOKEN_TEXT_ASCII = "token :text per coding, ASCII case folding only"
-QUIRKS: frozenset[str] = frozenset({DATE_GE_LE_OVERLAP, TOKEN_TEXT_ASCII})
+QUIRKS: frozenset[str] = frozenset({TOKEN_TEXT_ASCII})
 
 
 def match_date(target: tuple[float, float], prefix: str, search: tuple[int, int],
