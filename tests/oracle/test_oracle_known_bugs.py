@@ -1,6 +1,7 @@
-"""Minimal live reproductions of the server's known deviations from R4 that the oracle found.
+"""Minimal live reproductions of the server's deviations from R4 that the oracle found: fixed ones stay as
+regression tests; open ones are ``xfail(strict=True)``.
 
-Each is ``xfail(strict=True)``: CI shows it as xfailed while the bug is there and fails (XPASS) once it
+Each open one is ``xfail(strict=True)``: CI shows it as xfailed while the bug is there and fails (XPASS) once it
 is fixed -- then delete the test *and* the matching entry of ``evaluator.QUIRKS``.
 """
 
@@ -70,3 +71,21 @@ def test_oracle_known_bug_pg_chain_plans_without_statistics(fresh_pg):
     took = time.monotonic() - start
     assert r.status_code == 200 and [e["resource"]["id"] for e in r.json()["entry"]] == ["p7"]
     assert took < 1.0, f"{took:.1f} s for one patient's chained search over 600 resources"
+
+
+def test_date_ge_le_straddling_ranges_follow_r4(fhir, tag):
+    ident = f"urn:oracle:bug|{tag}"
+    _put(fhir, {"resourceType": "Patient", "id": f"{tag}-y", "birthDate": "2024",
+                "identifier": [{"system": "urn:oracle:bug", "value": tag}]})
+    _put(fhir, {"resourceType": "Observation", "id": f"{tag}-o", "status": "final", "code": {"text": "x"},
+                "effectivePeriod": {"start": "2024-03-01"}, "identifier": [{"system": "urn:oracle:bug", "value": tag}]})
+    # the year 2024 is neither above 2024-12-31 nor inside it; an open period from 2024-03-01 is
+    # neither below 2024-03-01 nor inside it
+    assert _ids(fhir, "Patient", identifier=ident, birthdate="ge2024-12-31") == set()
+    assert _ids(fhir, "Patient", identifier=ident, birthdate="le2024-01-01") == set()
+    assert _ids(fhir, "Observation", identifier=ident, date="le2024-03-01") == set()
+    # the unambiguous cases (sanity: these already pass)
+    assert _ids(fhir, "Patient", identifier=ident, birthdate="ge2024-12-30") == {f"{tag}-y"}
+    assert _ids(fhir, "Observation", identifier=ident, date="ge2024-03-01") == {f"{tag}-o"}
+
+
