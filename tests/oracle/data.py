@@ -186,7 +186,7 @@ def patient(draw: st.DrawFn, i: int, n_patients: int) -> dict:
     gps = draw(st.lists(reference("x", 2, ("Practitioner", "Organization")), max_size=2))
     if gps:
         r["generalPractitioner"] = [{"reference": g} for g in gps]
-    if draw(st.integers(0, 4)) == 0:  # Patient.link.other: Patient -> Patient, for chains of depth 2
+    if draw(st.integers(0, 4)) < 2:  # Patient.link.other: Patient -> Patient, for chains of depth 2
         r["link"] = [{"other": {"reference": draw(reference("p", n_patients))}, "type": "seealso"}]
     return _scoped(r, draw(identifiers()))
 

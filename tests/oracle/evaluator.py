@@ -238,20 +238,16 @@ def _timing(t: dict) -> list[tuple[float, float]]:
 # Known deviations of the server from R4: the test accepts a result that differs from R4 *only* in
 # the way a quirk describes (ORACLE_STRICT=1 turns that off); each is pinned by an
 # xfail(strict=True) test in test_oracle_known_bugs.py, so CI shows it until it is fixed.
-DATE_GE_LE_OVERLAP = "date ge/le as overlap"  # ge: T overlaps [S.lo, inf); le: T overlaps (-inf, S.hi)
 # token :text: one text per Coding (its display, else CodeableConcept.text), matched as a prefix with
 # only ASCII letters case-folded (no accent folding)
 TOKEN_TEXT_ASCII = "token :text per coding, ASCII case folding only"
 QUIRKS: frozenset[str] = frozenset({TOKEN_TEXT_ASCII})
 
 
-def match_date(target: tuple[float, float], prefix: str, search: tuple[int, int],
-               quirks: frozenset[str] = frozenset()) -> bool:
+def match_date(target: tuple[float, float], prefix: str, search: tuple[int, int]) -> bool:
     lo, hi = target
     slo, shi = search
     contained = slo <= lo and hi <= shi
-    if DATE_GE_LE_OVERLAP in quirks and prefix in ("ge", "le"):
-        return hi > slo if prefix == "ge" else lo < shi
     return {
         "eq": contained,
         "ne": not contained,
@@ -541,7 +537,7 @@ def _match_value(ptype: str, modifier: str | None, target: Any, v: Any, world: W
     if ptype == "token":
         return _match_token(target, v)
     if ptype == "date":
-        return match_date(target, v.prefix, date_range(v.text), world.quirks)
+        return match_date(target, v.prefix, date_range(v.text))
     if ptype == "number":
         return match_number(target, v.prefix, v.text)
     if ptype == "quantity":

@@ -80,7 +80,7 @@ def string_value(draw: st.DrawFn, alphabet: Sequence[str], modifier: str | None)
         text = src[i:draw(st.integers(i + 1, len(src)))]
     else:
         text = src[:draw(st.integers(1, len(src)))]
-    text = draw(st.sampled_from(_CASES))(text)
+    text = draw(st.sampled_from(_CASES if modifier != "exact" else [_CASES[0], *_CASES]))(text)
     return Str(text if text.strip() else src)
 
 
