@@ -105,12 +105,7 @@ def walker(first: str) -> Any:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--base", default=None, help="FHIR base of a running server (else start one)")
-    ap.add_argument("--database-url", default=None,
-                    help=f"start our server on this database (default {bl.pg_url(DEFAULT_DB)})")
-    ap.add_argument("--sqlite", action="store_true", help="start our server on bench/out/bench_hist.sqlite3")
-    ap.add_argument("--keep-db", action="store_true", help="do not empty the database first")
-    ap.add_argument("--port", type=int, default=8304)
+    bl.add_server_args(ap, default_db=DEFAULT_DB, sqlite_name="bench_hist.sqlite3", port=8304)
     ap.add_argument("--versions", type=int, default=200)
     ap.add_argument("--others", type=int, default=50)
     ap.add_argument("--other-versions", type=int, default=4)
@@ -120,17 +115,7 @@ def main() -> None:
     args = ap.parse_args()
     out = bl.out_dir()
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    proc = None
-    url = None
-    base = args.base
-    if base is None:
-        url = args.database_url or (f"sqlite:///{out / 'bench_hist.sqlite3'}" if args.sqlite else bl.pg_url(DEFAULT_DB))
-        if not args.keep_db:
-            bl.reset_database(url)
-        log = out / f"history-server-{stamp}.log"
-        bl.eprint(f"== starting our server on {url} (log {log})")
-        proc = bl.start_ours(url, args.port, log)
-        base = f"http://127.0.0.1:{args.port}/fhir"
+    base, url, proc = bl.server_from_args(args, "history", stamp)
     res: dict[str, Any] = {"ts": bl.now_utc(), "base": base, "database_url": url, "versions": args.versions,
                            "others": args.others, "other_versions": args.other_versions,
                            "page_size": args.page_size, "concurrency": args.concurrency,

@@ -188,30 +188,15 @@ def post_bundle(base: str, body: bytes, n_entries: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--base", default=None, help="FHIR base of a running server (else start one)")
-    ap.add_argument("--database-url", default=None,
-                    help=f"start our server on this database (default {bl.pg_url(DEFAULT_DB)})")
-    ap.add_argument("--sqlite", action="store_true", help="start our server on bench/out/bench_tx.sqlite3")
-    ap.add_argument("--keep-db", action="store_true", help="do not empty the database first")
-    ap.add_argument("--port", type=int, default=8303)
+    bl.add_server_args(ap, default_db=DEFAULT_DB, sqlite_name="bench_tx.sqlite3", port=8303)
     ap.add_argument("--entries", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--warmup-runs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     out = bl.out_dir()
-    proc = None
-    url = None
-    base = args.base
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    if base is None:
-        url = args.database_url or (f"sqlite:///{out / 'bench_tx.sqlite3'}" if args.sqlite else bl.pg_url(DEFAULT_DB))
-        if not args.keep_db:
-            bl.reset_database(url)
-        log = out / f"tx-server-{stamp}.log"
-        bl.eprint(f"== starting our server on {url} (log {log})")
-        proc = bl.start_ours(url, args.port, log)
-        base = f"http://127.0.0.1:{args.port}/fhir"
+    base, url, proc = bl.server_from_args(args, "tx", stamp)
     try:
         times = []
         cpu: list[dict[str, float | None]] = []

@@ -334,3 +334,30 @@ def timed_loop(base: str, op: Callable[[Http, int], bool], duration: float, conc
 
 def eprint(*a: Any) -> None:
     print(*a, file=sys.stderr, flush=True)
+
+
+def add_server_args(ap: Any, *, default_db: str, sqlite_name: str, port: int) -> None:
+    """The options of a script that either uses a running server (--base) or starts its own."""
+    ap.add_argument("--base", default=None, help="FHIR base of a running server (else start one)")
+    ap.add_argument("--database-url", default=None,
+                    help=f"start our server on this database (default {pg_url(default_db)})")
+    ap.add_argument("--sqlite", action="store_true", help=f"start our server on bench/out/{sqlite_name}")
+    ap.add_argument("--keep-db", action="store_true", help="do not empty the database first")
+    ap.add_argument("--port", type=int, default=port)
+    ap.set_defaults(_default_db=default_db, _sqlite_name=sqlite_name)
+
+
+def server_from_args(args: Any, log_prefix: str, stamp: str) -> tuple[str, str | None, subprocess.Popen | None]:
+    """(FHIR base, database URL, server process) for options made by ``add_server_args``: the --base given,
+    or our server started (on an emptied database unless --keep-db)."""
+    if args.base is not None:
+        return args.base, None, None
+    url = args.database_url or (f"sqlite:///{out_dir() / args._sqlite_name}" if args.sqlite
+                                else pg_url(args._default_db))
+    if not args.keep_db:
+        reset_database(url)
+    log = out_dir() / f"{log_prefix}-server-{stamp}.log"
+    eprint(f"== starting our server on {url} (log {log})")
+    proc = start_ours(url, args.port, log)
+    return f"http://127.0.0.1:{args.port}/fhir", url, proc
+

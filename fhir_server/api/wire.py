@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, unquote
 import orjson
 
 from fhir_server.outcome import FhirError
+from fhir_server.validation.limits import check_depth
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json")
@@ -104,8 +105,6 @@ def json_body(req: Request, *, patch: bool = False, max_depth: int = 64) -> Any:
         value = orjson.loads(req.body)
     except orjson.JSONDecodeError as e:
         raise FhirError.of(400, "invalid", f"Malformed JSON: {str(e).split(':')[0]} at position {e.pos}") from None
-    from fhir_server.validation.limits import check_depth
-
     check_depth(value, max_depth)
     return value
 

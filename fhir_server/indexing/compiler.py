@@ -230,7 +230,10 @@ class _Parser:
             paths = self.union()
             self.expect("sym", ")")
             return paths
-        name = self.expect("id")
+        return self.start(self.expect("id"))
+
+    def start(self, name: str) -> list[Path]:
+        """The paths a term beginning with identifier ``name`` starts from."""
         root = Path((), model.root(self.rtype))
         if name in (self.rtype, "Resource", "DomainResource"):
             return [root]

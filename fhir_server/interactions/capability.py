@@ -87,3 +87,8 @@ def capability_result(svc: Services) -> Result:
     if raw is None:
         raw = _CACHE[id(svc)] = orjson.dumps(capability_statement(svc))
     return Result(200, raw=raw)
+
+
+def invalidate(svc: Services) -> None:
+    """Forget the cached CapabilityStatement (the search parameters it lists changed)."""
+    _CACHE.pop(id(svc), None)

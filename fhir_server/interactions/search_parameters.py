@@ -104,7 +104,7 @@ def _register(svc: Services, resource: dict[str, Any]) -> list[SearchParam]:
 def _changed(svc: Services) -> None:
     from fhir_server.interactions import capability
 
-    capability._CACHE.pop(id(svc), None)  # the CapabilityStatement lists the search parameters
+    capability.invalidate(svc)  # the CapabilityStatement lists the search parameters
 
 
 def saved(svc: Services, resource: dict[str, Any]) -> None:

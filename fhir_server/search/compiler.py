@@ -127,18 +127,21 @@ def _number_cond(col: str, v: RangeValue) -> SqlArgs:
     return f"({col} >= %s AND {col} <= %s)", [min(v.low, x - margin), max(v.high, x + margin)]
 
 
-def _token_cond(v: TokenValue) -> SqlArgs:
-    parts: list[str] = []
-    args: list = []
-    if v.no_system:
-        parts.append("(i.system IS NULL OR i.system = '')")
-    elif v.system is not None:
+def _system_code(parts: list[str], args: list, system: str | None, code: str | None) -> SqlArgs:
+    """``parts`` AND-ed with ``i.system`` / ``i.code`` equality for those given (token and quantity rows)."""
+    if system is not None:
         parts.append("i.system = %s")
-        args.append(_cut(v.system))
-    if v.code is not None:
+        args.append(_cut(system))
+    if code is not None:
         parts.append("i.code = %s")
-        args.append(_cut(v.code))
+        args.append(_cut(code))
     return "(" + " AND ".join(parts) + ")", args
+
+
+def _token_cond(v: TokenValue) -> SqlArgs:
+    if v.no_system:
+        return _system_code(["(i.system IS NULL OR i.system = '')"], [], None, v.code)
+    return _system_code([], [], v.system, v.code)
 
 
 def _local_only(base_url: str) -> SqlArgs:
@@ -179,14 +182,7 @@ def _uri_cond(modifier: str | None, v: UriValue) -> SqlArgs:
 
 def _quantity_cond(v: QuantityValue) -> SqlArgs:
     sql, args = _number_cond("i.value", v.number)
-    parts = [sql]
-    if v.system is not None:
-        parts.append("i.system = %s")
-        args.append(_cut(v.system))
-    if v.code is not None:
-        parts.append("i.code = %s")
-        args.append(_cut(v.code))
-    return "(" + " AND ".join(parts) + ")", args
+    return _system_code([sql], list(args), v.system, v.code)
 
 
 def _text_cond(value: str) -> SqlArgs:

@@ -167,13 +167,8 @@ class _RelativeParser(_ExprParser):
         super().__init__(text, ctx.sd)
         self.ctx = ctx
 
-    def primary(self) -> list[Path]:
-        if self.at("sym", "("):
-            self.next()
-            paths = self.union()
-            self.expect("sym", ")")
-            return paths
-        return self.navigate([Path((), self.ctx)], self.expect("id"))
+    def start(self, name: str) -> list[Path]:
+        return self.navigate([Path((), self.ctx)], name)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ connection checkout (measured: 17 % of a bare stack's read rate vs 55 % for psyc
 SQLAlchemy describes the schema (``schema.py``) and drives Alembic migrations (``migrate.py``).
 
 Everything above this module uses the same ``Conn`` API on both backends:
-``one`` / ``all`` / ``run`` / ``many`` / ``batch`` and ``lock`` (a transaction-scoped advisory
+``one`` / ``all`` / ``run`` / ``batch`` and ``lock`` (a transaction-scoped advisory
 lock on PostgreSQL; a no-op on SQLite where a write transaction already excludes all others).
 """
 
@@ -44,11 +44,9 @@ class Conn(ABC):
         """Execute, return the affected row count."""
 
     @abstractmethod
-    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-    @abstractmethod
-    async def batch(self, statements: Sequence[tuple[str, Sequence[Any], bool]]) -> None:
-        """Run (sql, args_or_rows, is_many) statements in order without waiting for each result."""
+    async def batch(self, statements: Sequence[Statement]) -> None:
+        """Run (sql, args) statements in order; their results are not read (inside ``write()`` they may
+        be sent later, together with COMMIT or the next statement whose rows are read)."""
 
     @abstractmethod
     async def lock(self, key: str) -> None:
@@ -145,19 +143,10 @@ class _PgConn(Conn):
         cur = await self._c.execute(sql, args)
         return cur.rowcount
 
-    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            async with self._c.cursor() as cur:
-                await cur.executemany(sql, rows)
-
-    async def batch(self, statements: Sequence[tuple[str, Sequence[Any], bool]]) -> None:
+    async def batch(self, statements: Sequence[Statement]) -> None:
         async with self._c.cursor() as cur:
-            for sql, args, is_many in statements:
-                if is_many:
-                    if args:
-                        await cur.executemany(sql, args)
-                else:
-                    await cur.execute(sql, args)
+            for sql, args in statements:
+                await cur.execute(sql, args)
 
     async def lock(self, key: str) -> None:
         h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
@@ -202,15 +191,8 @@ class _PgWriteConn(_PgConn):
     async def run(self, sql: str, args: Sequence[Any] = ()) -> int:
         return (await self._send(sql, args)).rowcount
 
-    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._pending += [self._cur.mogrify(sql, r) for r in rows]
-
-    async def batch(self, statements: Sequence[tuple[str, Sequence[Any], bool]]) -> None:
-        for sql, args, is_many in statements:
-            if is_many:
-                await self.many(sql, args)
-            else:
-                self._pending.append(self._cur.mogrify(sql, args))
+    async def batch(self, statements: Sequence[Statement]) -> None:
+        self._pending += [self._cur.mogrify(sql, args) for sql, args in statements]
 
     async def commit(self) -> None:
         if self._begun:
@@ -302,17 +284,9 @@ class _SqliteConn(Conn):
     async def run(self, sql: str, args: Sequence[Any] = ()) -> int:
         return self._c.execute(_q(sql), args).rowcount
 
-    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self._c.executemany(_q(sql), rows)
-
-    async def batch(self, statements: Sequence[tuple[str, Sequence[Any], bool]]) -> None:
-        for sql, args, is_many in statements:
-            if is_many:
-                if args:
-                    self._c.executemany(_q(sql), args)
-            else:
-                self._c.execute(_q(sql), args)
+    async def batch(self, statements: Sequence[Statement]) -> None:
+        for sql, args in statements:
+            self._c.execute(_q(sql), args)
 
     async def lock(self, key: str) -> None:
         return None  # BEGIN IMMEDIATE already serialises writers

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from fhir_server.indexing.dates import format_instant
-from fhir_server.storage.db import Conn, Database
+from fhir_server.storage.db import Conn, Database, Statement
 from fhir_server.storage.schema import INDEX_TABLES
 
 IndexRows = dict[str, list[tuple]]
@@ -24,8 +24,8 @@ Indexer = Callable[[dict[str, Any]], IndexRows]
 _INSERT_SQL_CACHE: dict[tuple[str, int], str] = {}
 
 
-def _insert_index(kind: str, rkey: int, rtype: str, rows: list[tuple]) -> tuple[str, list[Any], bool]:
-    """One multi-row INSERT for ``rows`` of index table ``kind``."""
+def _insert_rows(kind: str, rows: list[tuple]) -> tuple[str, list[Any]]:
+    """One multi-row INSERT of complete ``rows`` (rkey, rtype, param, …) into index table ``kind``."""
     sql = _INSERT_SQL_CACHE.get((kind, len(rows)))
     if sql is None:
         table = INDEX_TABLES[kind]
@@ -33,10 +33,7 @@ def _insert_index(kind: str, rkey: int, rtype: str, rows: list[tuple]) -> tuple[
         sql = _INSERT_SQL_CACHE[(kind, len(rows))] = (
             f"INSERT INTO {table.name} ({', '.join(c.name for c in table.columns)}) VALUES "
             + ", ".join([one] * len(rows)))
-    args: list[Any] = []
-    for r in rows:
-        args += (rkey, rtype, *r)
-    return sql, args, False
+    return sql, [v for r in rows for v in r]
 
 
 # Dropping a resource's index rows: one statement on PostgreSQL (data-modifying CTEs), one per table on SQLite.
@@ -45,10 +42,10 @@ _DELETE_INDEX_PG = ("WITH " + ", ".join(f"d{i} AS (DELETE FROM {t.name} WHERE rk
 _DELETE_INDEX = [f"DELETE FROM {t.name} WHERE rkey = %s" for t in INDEX_TABLES.values()]
 
 
-def _delete_index(conn: Conn, rkey: int) -> list[tuple[str, Any, bool]]:
+def _delete_index(conn: Conn, rkey: int) -> list[Statement]:
     if conn.dialect == "postgresql":
-        return [(_DELETE_INDEX_PG, (rkey,) * len(INDEX_TABLES), False)]
-    return [(sql, (rkey,), False) for sql in _DELETE_INDEX]
+        return [(_DELETE_INDEX_PG, (rkey,) * len(INDEX_TABLES))]
+    return [(sql, (rkey,)) for sql in _DELETE_INDEX]
 
 _COLS = "rkey, rtype, id, version, last_updated, deleted, body"
 _SQL_READ = f"SELECT {_COLS} FROM resource WHERE rtype = %s AND id = %s"
@@ -123,11 +120,11 @@ class Repository:
         stored = with_server_meta(resource, rid, version, when)
         body = orjson.dumps(stored).decode()
         rows = self.indexer(stored)
-        statements: list[tuple[str, Any, bool]] = []
+        statements: list[Statement] = []
         if current is None:
             rkey = await conn.new_rkey() if fresh_id else None
             if rkey is not None:
-                statements.append((_SQL_INSERT_KEYED, (rkey, rtype, rid, version, when, False, body), False))
+                statements.append((_SQL_INSERT_KEYED, (rkey, rtype, rid, version, when, False, body)))
             else:
                 got = await conn.one(_SQL_INSERT, (rtype, rid, version, when, False, body))
                 if got is None:
@@ -135,13 +132,13 @@ class Repository:
                 rkey = got[0]
         else:
             rkey = current.rkey
-            statements.append((_SQL_UPDATE, (version, when, False, body, rkey), False))
+            statements.append((_SQL_UPDATE, (version, when, False, body, rkey)))
             if not current.deleted:
                 statements += _delete_index(conn, rkey)
-        statements.append((_SQL_HISTORY, (rkey, version, rtype, rid, when, method, body), False))
+        statements.append((_SQL_HISTORY, (rkey, version, rtype, rid, when, method, body)))
         for kind, kind_rows in rows.items():
             if kind_rows:
-                statements.append(_insert_index(kind, rkey, rtype, kind_rows))
+                statements.append(_insert_rows(kind, [(rkey, rtype, *r) for r in kind_rows]))
         await conn.batch(statements)
         return Stored(rkey, rtype, rid, version, when, False, body), stored
 
@@ -149,8 +146,9 @@ class Repository:
         """Mark ``current`` deleted as a new version (its index rows go; history keeps a tombstone)."""
         when = now_us() if when is None else when
         version = current.version + 1
-        statements = [(_SQL_UPDATE, (version, when, True, None, current.rkey), False),
-                      (_SQL_HISTORY, (current.rkey, version, current.rtype, current.id, when, "DELETE", None), False)]
+        statements: list[Statement] = [
+            (_SQL_UPDATE, (version, when, True, None, current.rkey)),
+            (_SQL_HISTORY, (current.rkey, version, current.rtype, current.id, when, "DELETE", None))]
         statements += _delete_index(conn, current.rkey)
         await conn.batch(statements)
         return Stored(current.rkey, current.rtype, current.id, version, when, True, None)
@@ -214,24 +212,18 @@ class Repository:
         # psycopg binds statements of at most 50 parameters from a cache (bigger ones cost ~10x more to bind)
         limit = 50 if conn.dialect == "postgresql" else 999
         keys = [rkey for rkey, _, _ in items]
-        statements: list[tuple[str, Any, bool]] = []
+        statements: list[Statement] = []
         for i in range(0, len(keys), limit):
             chunk = keys[i:i + limit]
             marks = ", ".join(["%s"] * len(chunk))
-            statements += [(f"DELETE FROM {t.name} WHERE rkey IN ({marks})", chunk, False)
-                           for t in INDEX_TABLES.values()]
+            statements += [(f"DELETE FROM {t.name} WHERE rkey IN ({marks})", chunk) for t in INDEX_TABLES.values()]
         by_kind: dict[str, list[tuple]] = {}
         for rkey, rtype, rows in items:
             for kind, kind_rows in rows.items():
                 by_kind.setdefault(kind, []).extend((rkey, rtype, *r) for r in kind_rows)
         for kind, all_rows in by_kind.items():
-            table = INDEX_TABLES[kind]
-            per = max(1, limit // len(table.columns))
-            one = "(" + ", ".join(["%s"] * len(table.columns)) + ")"
-            head = f"INSERT INTO {table.name} ({', '.join(c.name for c in table.columns)}) VALUES "
-            for i in range(0, len(all_rows), per):
-                chunk = all_rows[i:i + per]
-                statements.append((head + ", ".join([one] * len(chunk)), [v for r in chunk for v in r], False))
+            per = max(1, limit // len(INDEX_TABLES[kind].columns))
+            statements += [_insert_rows(kind, all_rows[i:i + per]) for i in range(0, len(all_rows), per)]
         await conn.batch(statements)
 
 
