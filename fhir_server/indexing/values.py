@@ -31,27 +31,37 @@ def _s(v: Any) -> str | None:
 
 # --- token ---------------------------------------------------------------------------------------
 
+def _text(v: Any) -> str | None:
+    """The ``text`` column of a token row: the text that ``:text`` searches (Coding.display,
+    CodeableConcept.text, Identifier.type.text), normalised like a string parameter (lower case, no
+    accents) so ``:text`` is string matching on both backends (R4 search.html#token)."""
+    return _s(normalize(v)) if type(v) is str and v else None
+
+
 def token_coding(p: str, v: Any, out: list[Row]) -> None:
     if type(v) is dict:
-        system, code, display = _s(v.get("system")), _s(v.get("code")), _s(v.get("display"))
+        system, code, display = _s(v.get("system")), _s(v.get("code")), _text(v.get("display"))
         if system or code or display:
             out.append((p, system, code, display))
 
 
 def token_codeable_concept(p: str, v: Any, out: list[Row]) -> None:
+    """One row per Coding with its display as text; CodeableConcept.text goes into the first Coding row
+    without a display, else into a code-less row of its own (unless a display equals it)."""
     if type(v) is not dict:
         return
-    text = _s(v.get("text"))
-    added = False
+    text = _text(v.get("text"))
     codings = v.get("coding")
     if type(codings) is list:
         for c in codings:
             if type(c) is dict:
                 system, code = _s(c.get("system")), _s(c.get("code"))
+                display = _text(c.get("display"))
                 if system or code:
-                    out.append((p, system, code, _s(c.get("display")) or text))
-                    added = True
-    if not added and text:
+                    if display is None or display == text:
+                        display, text = display or text, None
+                    out.append((p, system, code, display))
+    if text:
         out.append((p, None, None, text))
 
 
@@ -60,7 +70,7 @@ def token_identifier(p: str, v: Any, out: list[Row]) -> None:
         system, value = _s(v.get("system")), _s(v.get("value"))
         if system or value:
             t = v.get("type")
-            out.append((p, system, value, _s(t.get("text")) if type(t) is dict else None))
+            out.append((p, system, value, _text(t.get("text")) if type(t) is dict else None))
 
 
 def token_contact_point(p: str, v: Any, out: list[Row]) -> None:

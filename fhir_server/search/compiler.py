@@ -6,9 +6,8 @@ SQL uses ``%s`` placeholders (psycopg style); every user value is a bound parame
 * Each criterion is one ``EXISTS`` on its index table (comma alternatives OR-ed inside it); criteria
   are AND-ed. ``_id`` and ``_lastUpdated`` compare columns of ``resource`` directly.
   ``:missing`` is an ``[NOT] EXISTS`` without a value condition; token ``:not`` a ``NOT EXISTS``
-  (so resources without any value match, as R4 says); token ``:text`` a prefix match on the ``text``
-  column (display / CodeableConcept.text), case-insensitive for ASCII letters, other characters exact
-  (identically on both backends: see :func:`_text_cond`).
+  (so resources without any value match, as R4 says); token ``:text`` a string match on the ``text``
+  column (display / CodeableConcept.text / Identifier.type.text, normalised at indexing time).
 * Chains (``subject:Patient.name=x``) are nested ``IN`` sub-queries through ``idx_reference``
   (``target_type``/``target_id`` → ``resource.rtype``/``id``), one branch per possible target type;
   ``_has`` is the reverse: ``r.id IN (target_id of the source rows that meet the inner criterion)``.
@@ -186,22 +185,11 @@ def _quantity_cond(v: QuantityValue) -> SqlArgs:
 
 
 def _text_cond(value: str) -> SqlArgs:
-    """Token ``:text``: the ``text`` column starts with ``value``, ASCII letters case-insensitively and any
-    other character exactly — the same on both backends (PostgreSQL's ``lower()`` folds non-ASCII
-    letters, SQLite's does not, so non-ASCII positions are a ``_`` in the pattern plus an exact
-    ``substr`` check)."""
-    value = _cut(value)
-    pattern: list[str] = []
-    parts = ["lower(i.text) LIKE %s " + _LIKE_ESCAPE]
-    args: list = []
-    for pos, ch in enumerate(value, start=1):
-        if ord(ch) < 128:
-            pattern.append(like_escape(ch.lower()))
-        else:
-            pattern.append("_")
-            parts.append("substr(i.text, %s, 1) = %s")
-            args += [pos, ch]
-    return "(" + " AND ".join(parts) + ")", ["".join(pattern) + "%", *args]
+    """Token ``:text``: string matching (starts with, case- and accent-insensitive) on the ``text``
+    column, which holds normalised display / CodeableConcept.text / Identifier.type.text."""
+    from fhir_server.indexing.strings import normalize
+
+    return f"i.text LIKE %s {_LIKE_ESCAPE}", [like_escape(normalize(_cut(value))) + "%"]
 
 
 def _alternative(c: Criterion, v: object, base_url: str) -> SqlArgs:

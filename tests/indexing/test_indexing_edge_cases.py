@@ -81,7 +81,7 @@ def test_choice_types_pick_the_typed_key() -> None:
     out = rows({"resourceType": "Observation", "status": "final", "code": {"text": "mood"},
                 "valueCodeableConcept": {"coding": [{"system": "urn:s", "code": "happy"}], "text": "Happy"},
                 "effectivePeriod": {"start": "2024-03-01", "end": "2024-03-02"}})
-    assert of(out, "token", "value-concept") == [("urn:s", "happy", "Happy")]
+    assert of(out, "token", "value-concept") == [("urn:s", "happy", "happy")]  # text normalised for :text
     assert of(out, "string", "value-string") == [("happy", "Happy")]  # (value.ofType(CodeableConcept)).text
     assert of(out, "token", "code") == [(None, None, "mood")]
     assert of(out, "date", "date") == [(us(2024, 3, 1), us(2024, 3, 3) - 1)]

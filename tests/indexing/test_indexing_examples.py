@@ -36,7 +36,7 @@ def test_patient_name_birthdate_identifier_address() -> None:
     out = rows(load("uscore-patient-example.json"))
     assert of(out["date"], "birthdate") == [(us(1987, 2, 20), us(1987, 2, 21) - 1)]
     assert of(out["token"], "identifier") == [
-        ("http://example.org/patient/identifiers", "1032702", "Medical Record Number")]
+        ("http://example.org/patient/identifiers", "1032702", "medical record number")]
     assert of(out["string"], "family") == [("shaw", "Shaw"), ("baxter", "Baxter")]
     assert of(out["string"], "given") == [("amy", "Amy"), ("v.", "V.")]  # de-duplicated across both names
     assert ("pharmd", "PharmD") in of(out["string"], "name")
@@ -69,7 +69,7 @@ def test_careplan_subject_category_period() -> None:
     assert of(out["reference"], "subject") == [("Patient", "example", None)]
     assert of(out["reference"], "patient") == [("Patient", "example", None)]
     assert of(out["reference"], "condition") == [("Condition", "condition-duodenal-ulcer", None)]
-    assert of(out["token"], "category") == [("http://snomed.info/sct", "734163000", "Care Plan")]
+    assert of(out["token"], "category") == [("http://snomed.info/sct", "734163000", "care plan")]
     assert of(out["token"], "status") == [(None, "active", None)]
     assert of(out["date"], "date") == [(us(2025, 9, 27), DATE_MAX)]  # period.start only: open end
 
@@ -77,15 +77,16 @@ def test_careplan_subject_category_period() -> None:
 def test_observation_value_quantity_code_date() -> None:
     out = rows(load("uscore-weight.json"))
     assert of(out["quantity"], "value-quantity") == [("http://unitsofmeasure.org", "kg", 20.09414)]
-    assert of(out["token"], "code") == [("http://loinc.org", "29463-7", "Body Weight")]
+    assert of(out["token"], "code") == [("http://loinc.org", "29463-7", "body weight"),
+                                        (None, None, "weight")]  # CodeableConcept.text: its own row
     assert of(out["date"], "date") == [(us(1999, 7, 2), us(1999, 7, 3) - 1)]
     assert of(out["reference"], "patient") == [("Patient", "example", None)]
 
 
 def test_observation_components() -> None:
     out = rows(load("uscore-blood-pressure.json"))
-    assert of(out["token"], "component-code") == [("http://loinc.org", "8480-6", "Systolic blood pressure"),
-                                                 ("http://loinc.org", "8462-4", "Diastolic blood pressure")]
+    assert of(out["token"], "component-code") == [("http://loinc.org", "8480-6", "systolic blood pressure"),
+                                                 ("http://loinc.org", "8462-4", "diastolic blood pressure")]
     # UCUM code plus a code-less row for the human unit, so that value||mmHg matches too
     assert of(out["quantity"], "component-value-quantity") == [
         ("http://unitsofmeasure.org", "mm[Hg]", 109.0), (None, "mmHg", 109.0),
@@ -128,7 +129,8 @@ def test_condition_onset_choice_and_metadata_date() -> None:
     assert res["onsetDateTime"] == "2016-08-10"
     assert res["meta"]["lastUpdated"] and of(out["date"], "_lastUpdated") == []
     assert of(out["date"], "onset-date") == [(us(2016, 8, 10), us(2016, 8, 11) - 1)]
-    assert of(out["token"], "code") == [("http://snomed.info/sct", "51868009", "Ulcer of duodenum (disorder)")]
+    assert of(out["token"], "code") == [("http://snomed.info/sct", "51868009", "ulcer of duodenum (disorder)"),
+                                        (None, None, "active duodenal ulcer")]
 
 
 def test_location_and_coverage() -> None:

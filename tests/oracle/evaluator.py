@@ -238,10 +238,8 @@ def _timing(t: dict) -> list[tuple[float, float]]:
 # Known deviations of the server from R4: the test accepts a result that differs from R4 *only* in
 # the way a quirk describes (ORACLE_STRICT=1 turns that off); each is pinned by an
 # xfail(strict=True) test in test_oracle_known_bugs.py, so CI shows it until it is fixed.
-# token :text: one text per Coding (its display, else CodeableConcept.text), matched as a prefix with
-# only ASCII letters case-folded (no accent folding)
-TOKEN_TEXT_ASCII = "token :text per coding, ASCII case folding only"
-QUIRKS: frozenset[str] = frozenset({TOKEN_TEXT_ASCII})
+# None open today (token :text per Coding with ASCII-only case folding was one; fixed).
+QUIRKS: frozenset[str] = frozenset()
 
 
 def match_date(target: tuple[float, float], prefix: str, search: tuple[int, int]) -> bool:
@@ -290,10 +288,6 @@ def match_number(x: Decimal, prefix: str, text: str) -> bool:
 def fold(s: str) -> str:
     """Case- and accent-insensitive form: NFKD without combining marks, lower-cased."""
     return "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c)).lower()
-
-
-def _ascii_lower(s: str) -> str:
-    return "".join(c.lower() if c.isascii() else c for c in s)
 
 
 def match_string(field_value: str, modifier: str | None, q: str) -> bool:
@@ -381,8 +375,6 @@ def _codings(cc: dict | None) -> list[tuple[str | None, str | None]]:
 
 def _cc_texts(cc: dict | None, quirks: frozenset[str] = frozenset()) -> list[str]:
     cc = cc or {}
-    if TOKEN_TEXT_ASCII in quirks and cc.get("coding"):
-        return [c.get("display") or cc.get("text") for c in cc["coding"] if c.get("display") or cc.get("text")]
     return ([cc["text"]] if "text" in cc else []) + [c["display"] for c in cc.get("coding", []) if "display" in c]
 
 
@@ -557,8 +549,6 @@ def _match_param(param: Param, modifier: str | None, resource: dict, v: Any, wor
                    for el in param.extract(resource))
     if modifier == "text":
         assert param.texts is not None
-        if TOKEN_TEXT_ASCII in world.quirks:
-            return any(_ascii_lower(t).startswith(_ascii_lower(v.text)) for t in param.texts(resource, world.quirks))
         return any(match_string(t, None, v.text) for t in param.texts(resource, world.quirks))
     if modifier == "of-type":
         assert param.typed is not None
