@@ -73,5 +73,7 @@ async def load_paths(svc: Services, paths: list[Path], *, progress: bool = True)
     bar.close()
     if done:  # fresh planner statistics after a bulk load (PostgreSQL may run without autovacuum)
         async with svc.db.read() as c:
-            await c.run("ANALYZE")
+            # PostgreSQL: VACUUM also sets the visibility map, without which index-only scans (counts,
+            # token walks) fetch every heap page; it needs autocommit, which read connections are in
+            await c.run("VACUUM (ANALYZE)" if c.dialect == "postgresql" else "ANALYZE")
     return done, errors

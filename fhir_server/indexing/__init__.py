@@ -1,7 +1,7 @@
 """Search-index extraction: search-parameter registry, compiled extractors, date/string helpers."""
 
 from fhir_server.indexing.dates import DATE_MAX, DATE_MIN, format_instant, parse_date_range, to_instant_us
-from fhir_server.indexing.extract import extract_index_rows
+from fhir_server.indexing.extract import extract_index_rows, extract_rows
 from fhir_server.indexing.references import parse_reference
 from fhir_server.indexing.registry import SearchParam, SearchParamRegistry
 from fhir_server.indexing.strings import normalize
@@ -12,6 +12,7 @@ __all__ = [
     "SearchParam",
     "SearchParamRegistry",
     "extract_index_rows",
+    "extract_rows",
     "format_instant",
     "normalize",
     "parse_date_range",

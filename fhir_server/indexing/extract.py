@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from fhir_server.indexing.registry import SearchParamRegistry
+from fhir_server.indexing.text import text_rows
 from fhir_server.indexing.values import Row, boolean_token
 
 log = logging.getLogger(__name__)
@@ -77,4 +78,21 @@ def extract_index_rows(registry: SearchParamRegistry, resource: dict[str, Any]) 
             del out[table]
         elif len(rows) > 1:
             out[table] = list(dict.fromkeys(rows))
+    return out
+
+
+def extract_rows(registry: SearchParamRegistry, resource: dict[str, Any]) -> dict[str, list[Row]]:
+    """Every index row a write stores: :func:`extract_index_rows` plus the full-text rows of ``_text`` /
+    ``_content`` under the table key ``text`` (``indexing/text.py``). Never raises for odd content."""
+    out = extract_index_rows(registry, resource)
+    rtype = resource.get("resourceType")
+    if type(rtype) is not str or registry.type_plan(rtype) is None:  # not a resource type
+        return out
+    try:
+        text = text_rows(resource)
+    except Exception:  # a bug here must not fail the write; the rows are just missing
+        log.exception("full-text extraction failed for %s", rtype)
+        text = []
+    if text:
+        out["text"] = text
     return out

@@ -9,7 +9,7 @@ from typing import Any
 from fhir_server.definitions import resource_types, search_parameters
 from fhir_server.indexing import model
 from fhir_server.indexing.compiler import Path, Step, Unsupported, compile_expression, split_union
-from fhir_server.indexing.values import Builder, builder_for
+from fhir_server.indexing.values import COMPANIONS, Builder, builder_for
 
 INDEXED_TYPES = ("token", "string", "reference", "date", "uri", "number", "quantity")
 """Parameter types that produce index rows (also the keys of ``extract_index_rows``'s result)."""
@@ -230,6 +230,9 @@ def _step_tuple(s: Step) -> tuple[str, Any, int | None]:
 
 
 def _build_plan(params: Any) -> TypePlan:
+    """Plans by top-level key. A builder with a companion (``values.COMPANIONS``) gets a second plan on
+    the same path for the companion's table: ``subject`` (idx_reference) and ``subject:identifier``
+    (idx_token, the Reference.identifier values) walk the same Reference elements."""
     by_key: dict[str, list[tuple[Any, ...]]] = {}
     computed: list[tuple[Any, ...]] = []
     for param in params:
@@ -242,6 +245,12 @@ def _build_plan(params: Any) -> TypePlan:
                 continue
             first = steps[0]
             rest = tuple(map(_step_tuple, steps[1:]))
-            by_key.setdefault(first.key, []).append(
-                (param.code, param.type, ex.build, first.pred, first.index, rest))
+            entries = by_key.setdefault(first.key, [])
+            entries.append((param.code, param.type, ex.build, first.pred, first.index, rest))
+            companion = COMPANIONS.get(ex.build)
+            if companion is not None:  # the same values also feed another table (Reference.identifier)
+                table, name_of, build = companion
+                name = name_of(param.code)
+                if name is not None:
+                    entries.append((name, table, build, first.pred, first.index, rest))
     return TypePlan({k: tuple(v) for k, v in by_key.items()}, tuple(computed))

@@ -3,6 +3,11 @@
 Each builder has the signature ``(param, value, out)`` and appends zero or more row tuples
 (``param`` first, then the index table's columns) to ``out``. Builders never raise on malformed
 input; values of the wrong JSON shape are skipped. Strings are cut to 255 characters.
+
+A builder writes to one index table (``out`` is that table's row list). Where one element feeds two
+tables, a *companion* builder for the second table is registered beside the first (:data:`COMPANIONS`)
+and the registry runs it on the same values: ``Reference.identifier`` of a reference parameter
+``subject`` becomes token rows under ``subject:identifier`` (search ``subject:identifier=sys|v``).
 """
 
 from __future__ import annotations
@@ -132,6 +137,27 @@ def reference_reference(p: str, v: Any, out: list[Row]) -> None:
             if parsed is not None:
                 rtype, rid, url = parsed
                 out.append((p, rtype, rid, _s(url)))
+
+
+IDENTIFIER_SUFFIX = ":identifier"
+_MAX_PARAM = 100  # idx_*.param is VARCHAR(100)
+
+
+def identifier_param(code: str) -> str | None:
+    """The ``idx_token`` param under which the ``Reference.identifier`` values of reference parameter
+    ``code`` are indexed (``subject`` -> ``subject:identifier``); None when it would not fit the column."""
+    name = code + IDENTIFIER_SUFFIX
+    return name if len(name) <= _MAX_PARAM else None
+
+
+def reference_identifier(p: str, v: Any, out: list[Row]) -> None:
+    """Companion of :func:`reference_reference` for the token table: the ``Reference.identifier`` of a
+    Reference (logical reference, with or without a literal ``reference``) as a token row, for the
+    ``:identifier`` modifier (R4 search.html#reference). ``p`` is already ``<param>:identifier``."""
+    if type(v) is dict:
+        ident = v.get("identifier")
+        if ident is not None:
+            token_identifier(p, ident, out)
 
 
 def reference_canonical(p: str, v: Any, out: list[Row]) -> None:
@@ -267,6 +293,12 @@ BUILDERS: dict[str, dict[str, Builder]] = {
     "quantity": {**{t: quantity_quantity for t in _QUANTITIES}, "Money": quantity_money},
 }
 """Param type -> FHIR element type -> builder. An element type missing here is not indexed."""
+
+COMPANIONS: dict[Builder, tuple[str, Callable[[str], str | None], Builder]] = {
+    reference_reference: ("token", identifier_param, reference_identifier),
+}
+"""Builder -> (second table, param code -> param name of the second table's rows (None: skip), builder):
+rows a builder's values also give in another index table (see the module docstring)."""
 
 
 def builder_for(param_type: str, element_type: str, is_resource: bool = False) -> Builder | None:

@@ -21,6 +21,8 @@ _COMMON_PARAMS = [
     {"name": "_lastUpdated", "type": "date",
      "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
 ]
+#: full-text parameters (fhir_server.indexing.text), advertised where R4 defines them for the type
+_TEXT_PARAMS = ("_text", "_content")
 
 
 def _revincludes(svc: Services) -> dict[str, list[str]]:
@@ -41,6 +43,8 @@ def capability_statement(svc: Services) -> dict[str, Any]:
         params = [{"name": p.code, "type": p.type, "definition": p.url}
                   for code, p in sorted(svc.registry.params_for(rtype).items())
                   if p.type in SUPPORTED_PARAM_TYPES and not code.startswith("_")]
+        text = [{"name": p.code, "type": p.type, "definition": p.url}
+                for p in (svc.registry.get(rtype, code) for code in _TEXT_PARAMS) if p is not None]
         resources.append({
             "type": rtype,
             "profile": f"http://hl7.org/fhir/StructureDefinition/{rtype}",
@@ -55,7 +59,7 @@ def capability_statement(svc: Services) -> dict[str, Any]:
             "referencePolicy": ["literal", "local"],
             "searchInclude": [f"{rtype}:{p['name']}" for p in params if p["type"] == "reference"],
             "searchRevInclude": revincludes.get(rtype, []),
-            "searchParam": _COMMON_PARAMS + params,
+            "searchParam": _COMMON_PARAMS + text + params,
         })
     return {
         "resourceType": "CapabilityStatement",

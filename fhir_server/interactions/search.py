@@ -74,6 +74,7 @@ async def compartment(svc: Services, ix: Interaction, ctype: str, cid: str, conn
 async def _with_conn(svc: Services, parsed: ParsedSearch, conn: Conn | None, path: str) -> Result:
     if conn is not None:
         return await _run(svc, parsed, conn, path)
+    await svc.db.before_search()
     async with svc.db.read() as c:
         return await _run(svc, parsed, c, path)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_server.config import Settings
-from fhir_server.indexing.extract import extract_index_rows
+from fhir_server.indexing.extract import extract_rows
 from fhir_server.indexing.registry import SearchParamRegistry
 from fhir_server.storage.db import Database, create_database
 from fhir_server.storage.repository import Repository
@@ -26,7 +26,7 @@ class Services:
         registry = SearchParamRegistry.default().copy()
 
         def indexer(resource: dict[str, Any]) -> dict[str, list[tuple]]:
-            return extract_index_rows(registry, resource)
+            return extract_rows(registry, resource)
 
         return cls(settings, db, Repository(db, indexer), registry)
 

@@ -10,14 +10,21 @@ SQL uses ``%s`` placeholders (psycopg style); every user value is a bound parame
   column (display / CodeableConcept.text / Identifier.type.text, normalised at indexing time).
 * Chains (``subject:Patient.name=x``) are nested ``IN`` sub-queries through ``idx_reference``
   (``target_type``/``target_id`` → ``resource.rtype``/``id``), one branch per possible target type;
-  ``_has`` is the reverse: ``r.id IN (target_id of the source rows that meet the inner criterion)``.
+  ``_has`` is the reverse: a correlated ``EXISTS`` over the source resources' reference rows.
   Inside a chain / ``_has`` criteria take the ``rkey IN (SELECT rkey FROM idx_… WHERE …)`` form, so
   the most selective (innermost) condition drives the join on both backends.
 * Composite parameters compile to "every component matches somewhere in the resource" (a pre-filter);
   ``postfilter.py`` makes the same-element match exact.
+* ``_text`` / ``_content`` are criteria on ``idx_text`` (``indexing/text.py``): per alternative one call
+  of the SQL function ``cares_text_match(content, words)`` — a GIN-indexed tsquery prefix match on
+  PostgreSQL, a Python function on SQLite, with the same word-prefix semantics.
+* A reference ``:identifier`` criterion is a plain token criterion on ``idx_token`` rows whose
+  ``param`` is ``<param>:identifier`` (the indexer's Reference.identifier rows).
 * Pages are keyset pages. Without ``_sort``: ``ORDER BY r.rkey`` with ``r.rkey > cursor`` and
-  ``LIMIT count+1``. With ``_sort``: each key's value is ``_id``/``_lastUpdated`` or the min (asc) /
-  max (desc) of the resource's index values for the parameter (no value: sorts last), then ``rkey``;
+  ``LIMIT count+1``; the bound is repeated inside every top-level ``EXISTS`` (``i.rkey > cursor``) so
+  PostgreSQL starts the index walk there: page 500 then costs what page 1 costs. With ``_sort``:
+  each key's value is ``_id``/``_lastUpdated`` or the min (asc) / max (desc) of the resource's index
+  values for the parameter (no value: sorts last), then ``rkey``;
   the cursor carries the last row's sort values and the page starts strictly after that tuple. A
   ``before`` cursor (previous link) runs the same query with every direction reversed.
 """
@@ -39,6 +46,7 @@ from fhir_server.search.model import (
     ReferenceValue,
     SortKey,
     StringValue,
+    TextValue,
     TokenValue,
     UriValue,
 )
@@ -48,7 +56,7 @@ SqlArgs = tuple[str, list]
 PAGE_COLUMNS = "r.rkey, r.id, r.version, r.last_updated, r.body, r.rtype"
 INCLUDE_COLUMNS = "t.rkey, t.id, t.version, t.last_updated, t.body, t.rtype"
 _INDEX_TABLE = {"token": "idx_token", "string": "idx_string", "reference": "idx_reference", "date": "idx_date",
-                "uri": "idx_uri", "number": "idx_number", "quantity": "idx_quantity"}
+                "uri": "idx_uri", "number": "idx_number", "quantity": "idx_quantity", "text": "idx_text"}
 _LIKE_ESCAPE = "ESCAPE '\\'"
 _MAX_STRING = 255  # the width of the string columns of the index tables; the indexer cuts values to it
 
@@ -143,12 +151,12 @@ def _token_cond(v: TokenValue) -> SqlArgs:
     return _system_code([], [], v.system, v.code)
 
 
-def _local_only(base_url: str) -> SqlArgs:
+def _local_only(base_url: str, alias: str = "i") -> SqlArgs:
     """Index rows that point at this server: relative references, or absolute ones under ``base_url``
     (the indexer also fills target_type/target_id for ``http://elsewhere/fhir/Type/id``)."""
     if not base_url:
         return "", []
-    return f" AND (i.url IS NULL OR i.url LIKE %s {_LIKE_ESCAPE})", [like_escape(base_url) + "/%"]
+    return f" AND ({alias}.url IS NULL OR {alias}.url LIKE %s {_LIKE_ESCAPE})", [like_escape(base_url) + "/%"]
 
 
 def _reference_cond(v: ReferenceValue, base_url: str) -> SqlArgs:
@@ -192,6 +200,13 @@ def _text_cond(value: str) -> SqlArgs:
     return f"i.text LIKE %s {_LIKE_ESCAPE}", [like_escape(normalize(_cut(value))) + "%"]
 
 
+def _fulltext_cond(v: TextValue) -> SqlArgs:
+    """``_text`` / ``_content``: every word of ``v`` starts a word of the row's content (indexing/text.py)."""
+    from fhir_server.indexing.text import MATCH_FUNCTION
+
+    return f"{MATCH_FUNCTION}(i.content, %s)", [" ".join(v.words)]
+
+
 def _alternative(c: Criterion, v: object, base_url: str) -> SqlArgs:
     if c.type == "token":
         if c.modifier == "text":
@@ -217,6 +232,9 @@ def _alternative(c: Criterion, v: object, base_url: str) -> SqlArgs:
     if c.type == "quantity":
         assert isinstance(v, QuantityValue)
         return _quantity_cond(v)
+    if c.type == "text":
+        assert isinstance(v, TextValue)
+        return _fulltext_cond(v)
     raise AssertionError(f"unexpected criterion type {c.type}")
 
 
@@ -243,8 +261,9 @@ def _and(conds: list[SqlArgs]) -> SqlArgs:
 class _Ctx:
     """Per-query compile state: fresh aliases for the resource rows of nested sub-queries."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, bound: SqlArgs = ("", [])) -> None:
         self.base_url = base_url
+        self.bound = bound  # extra condition on ``i.rkey`` for top-level index sub-queries (keyset page)
         self.n = 0
 
     def alias(self, prefix: str) -> str:
@@ -295,7 +314,8 @@ def _crit(ctx: _Ctx, rtype: RTypes, c: Criterion, alias: str, nested: bool) -> S
     if nested:
         return (f"{alias}.rkey IN (SELECT i.rkey FROM {table} i WHERE {rt_sql} AND i.param = %s AND {cond})",
                 [*head_args, *args])
-    return f"EXISTS (SELECT 1 {head} AND {cond})", [*head_args, *args]
+    bound_sql, bound_args = ctx.bound if alias == "r" else ("", [])
+    return f"EXISTS (SELECT 1 {head}{bound_sql} AND {cond})", [*head_args, *bound_args, *args]
 
 
 def _chain(ctx: _Ctx, rtype: RTypes, c: Criterion, alias: str) -> SqlArgs:
@@ -323,19 +343,23 @@ def _chain(ctx: _Ctx, rtype: RTypes, c: Criterion, alias: str) -> SqlArgs:
 
 
 def _has(ctx: _Ctx, rtype: RTypes, c: Criterion, alias: str) -> SqlArgs:
+    """Reverse chain: a correlated ``EXISTS`` over the source resources' reference rows pointing at
+    ``alias``. (A nested ``IN`` list made PostgreSQL materialise every matching source resource and
+    every target before the page: 2 s at 1M resources for a common code, 1.7 ms as ``EXISTS``.)"""
     h = c.values[0]
     assert isinstance(h, HasValue)
     sa = ctx.alias("s")
+    ha = ctx.alias("h")
     inner, iargs = _crit(ctx, h.source_type, h.criterion, sa, nested=True)
-    local_sql, local_args = _local_only(ctx.base_url)
-    target_sql, target_args = _rtype_cond(rtype, "i.target_type")
-    # several possible types: pair the target type with the resource's type, not just the id
-    head, cols = (f"({alias}.rtype, {alias}.id)", "i.target_type, i.target_id") if isinstance(rtype, tuple) \
-        else (f"{alias}.id", "i.target_id")
-    return (f"{head} IN (SELECT {cols} FROM idx_reference i WHERE i.rtype = %s AND i.param = %s"
-            f" AND {target_sql}{local_sql} AND i.rkey IN (SELECT {sa}.rkey FROM resource {sa}"
-            f" WHERE {sa}.rtype = %s AND NOT {sa}.deleted AND {inner}))",
-            [h.source_type, h.ref_param, *target_args, *local_args, h.source_type, *iargs])
+    local_sql, local_args = _local_only(ctx.base_url, ha)
+    if isinstance(rtype, tuple):  # several possible types: pair the target type with the resource's type
+        target_sql, target_args = f"{ha}.target_type = {alias}.rtype", []
+    else:
+        target_sql, target_args = f"{ha}.target_type = %s", [rtype]
+    return (f"EXISTS (SELECT 1 FROM idx_reference {ha} JOIN resource {sa} ON {sa}.rkey = {ha}.rkey"
+            f" WHERE {ha}.target_id = {alias}.id AND {target_sql} AND {ha}.rtype = %s AND {ha}.param = %s"
+            f"{local_sql} AND {sa}.rtype = %s AND NOT {sa}.deleted AND {inner})",
+            [*target_args, h.source_type, h.ref_param, *local_args, h.source_type, *iargs])
 
 
 def _compartment(ctx: _Ctx, c: Criterion, alias: str) -> SqlArgs:
@@ -364,8 +388,8 @@ def criterion_sql(rtype: str, c: Criterion, base_url: str = "") -> SqlArgs:
     return _crit(_Ctx(base_url), rtype, c, "r", nested=False)
 
 
-def _where(parsed: ParsedSearch) -> tuple[list[str], list]:
-    ctx = _Ctx(parsed.base_url)
+def _where(parsed: ParsedSearch, bound: SqlArgs = ("", [])) -> tuple[list[str], list]:
+    ctx = _Ctx(parsed.base_url, bound)
     rtype: RTypes = parsed.rtype if parsed.types is None else parsed.types
     rt_sql, args = _rtype_cond(rtype, "r.rtype")
     where = [rt_sql, "NOT r.deleted"]
@@ -420,17 +444,19 @@ def compile_page(parsed: ParsedSearch, *, count: int | None = None, cursor: Curs
     For a ``before`` cursor the rows come in reverse page order (the caller reverses them).
     ``count``/``cursor`` override the parsed ones (the post-filter loop fetches batches).
     """
-    where, args = _where(parsed)
     n = parsed.count if count is None else count
     cur = (parsed.cursor if cursor is None else cursor) if use_cursor else None
     before = cur is not None and cur.before
     if not parsed.sort:
+        op = "<" if before else ">"
+        where, args = _where(parsed, (f" AND i.rkey {op} %s", [cur.rkey]) if cur is not None else ("", []))
         if cur is not None:
             where.append("r.rkey < %s" if before else "r.rkey > %s")
             args.append(cur.rkey)
         args.append(n + 1)
         order = "r.rkey DESC" if before else "r.rkey"
         return f"SELECT {PAGE_COLUMNS} FROM resource r WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %s", args
+    where, args = _where(parsed)
     cols: list[str] = []
     col_args: list = []
     order: list[str] = []

@@ -49,6 +49,14 @@ class StringValue:
 
 
 @dataclass(frozen=True, slots=True)
+class TextValue:
+    """A ``_text`` / ``_content`` alternative: normalised words (``indexing.text.query_words``), all of
+    which must occur, each as a word or the start of a word."""
+
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class UriValue:
     value: str
     above: tuple[str, ...] = ()  # for :above, every URI that is a prefix (by path segment) of value
@@ -86,7 +94,11 @@ class Criterion:
     * ``has``: ``values`` is one :class:`HasValue`;
     * ``composite``: ``values`` are tuples of component :class:`Criterion` (AND-ed inside, OR-ed
       between); the SQL is a pre-filter, the exact same-element match is a post-filter;
-    * ``compartment``: ``values`` is one :class:`CompartmentValue`.
+    * ``compartment``: ``values`` is one :class:`CompartmentValue`;
+    * ``text``: ``_text`` / ``_content`` (the ``param``), ``values`` are :class:`TextValue` (OR-ed).
+
+    A reference ``:identifier`` criterion is a ``token`` criterion whose ``param`` is
+    ``<param>:identifier`` (the ``idx_token`` rows of Reference.identifier).
 
     ``modifier`` ``missing`` carries ``values == (True,)`` or ``(False,)``; ``not`` and ``text`` (token)
     negate / match on the display text.

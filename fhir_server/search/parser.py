@@ -4,9 +4,11 @@ Everything the user sends is validated here; a bad value, an unsupported modifie
 400 naming the parameter. Unknown parameters are ignored with a warning (or 400 when ``strict``).
 
 * Modifiers: ``:missing`` (all types), token ``:not`` / ``:text`` / ``:of-type``, string ``:exact`` /
-  ``:contains``, uri ``:above`` / ``:below``, reference ``:[type]``. Token ``:in`` / ``:not-in`` /
-  ``:above`` / ``:below`` (terminology) and reference ``:identifier`` (Reference.identifier is not
-  indexed) are a 400 ``not-supported``.
+  ``:contains``, uri ``:above`` / ``:below``, reference ``:[type]`` and ``:identifier`` (a token
+  criterion on the ``<param>:identifier`` rows the indexer makes of Reference.identifier). Token
+  ``:in`` / ``:not-in`` / ``:above`` / ``:below`` (terminology) are a 400 ``not-supported``.
+* ``_text`` / ``_content``: full-text criteria (``indexing/text.py``): the value's words, normalised
+  like the index, every word a prefix of some word of the narrative / of the resource's strings.
 * Chains ``a[:T].b[:U].c=v`` to :data:`MAX_CHAIN_DEPTH` links: without a type modifier every target
   type of the reference on which the next parameter exists is searched (target types whose chained
   criterion parses the same share one branch). ``_has:T:ref:rest=v`` nests the same way.
@@ -37,6 +39,7 @@ from fhir_server.search.model import (
     ReferenceValue,
     SortKey,
     StringValue,
+    TextValue,
     TokenValue,
     UriValue,
     decimal_range,
@@ -50,7 +53,7 @@ _SUPPORTED_MODIFIERS: dict[str, set[str]] = {
     "string": {"exact", "contains", "missing"},
     "uri": {"above", "below", "missing"},
     "token": {"missing", "not", "text", "of-type"},
-    "reference": {"missing"},  # plus the resource-type modifier, handled separately
+    "reference": {"missing", "identifier"},  # plus the resource-type modifier, handled separately
     "date": {"missing"},
     "number": {"missing"},
     "quantity": {"missing"},
@@ -61,7 +64,6 @@ _NOT_SUPPORTED_MODIFIERS: dict[tuple[str, str], str] = {
     ("token", "not-in"): "needs the terminology module (not available yet)",
     ("token", "above"): "needs the terminology module (not available yet)",
     ("token", "below"): "needs the terminology module (not available yet)",
-    ("reference", "identifier"): "Reference.identifier values are not indexed by this server",
 }
 MAX_CHAIN_DEPTH = 6  # links of a chain / nested _has
 MAX_CHAIN_BRANCHES = 64  # (target type) alternatives a chain without type modifiers may fan out into
@@ -70,7 +72,8 @@ SORTABLE_TYPES = ("string", "token", "date", "number", "quantity", "reference", 
 # Result / control parameters handled here, and parameters the HTTP layer deals with.
 _IGNORED_PARAMS = {"_format", "_pretty"}
 # Standard parameters whose feature is not implemented yet.
-_UNSUPPORTED_PARAMS = {"_text", "_content", "_list", "_query", "_filter", "_type", "_containedType"}
+_UNSUPPORTED_PARAMS = {"_list", "_query", "_filter", "_type", "_containedType"}
+_TEXT_PARAMS = {"_text", "_content"}  # full-text search (idx_text)
 _SUMMARY_VALUES = {"true", "text", "data", "count", "false"}
 _TOTAL_VALUES = {"none", "estimate", "accurate"}
 
@@ -246,6 +249,30 @@ def _parse_uri(name: str, raw: str, modifier: str | None) -> UriValue:
     return UriValue(value)
 
 
+def _parse_text(name: str, raw: str) -> TextValue:
+    """A ``_text`` / ``_content`` value: its words normalised like the index (at least one)."""
+    from fhir_server.indexing.text import query_words
+
+    words = query_words(unescape(raw))
+    if not words:
+        raise _bad(name, f"Search parameter '{name}': '{raw}' has no word to search for (letters or digits)")
+    return TextValue(tuple(words))
+
+
+def _reference_identifier(full: str, name: str, sp: Any, raws: list[str]) -> Criterion:
+    """``ref:identifier=[system]|value``: a token criterion on the ``<name>:identifier`` rows of
+    ``idx_token`` (the Reference.identifier values the indexer stores beside the reference rows)."""
+    from fhir_server.indexing.values import identifier_param
+
+    param = identifier_param(name)
+    extractors = getattr(sp, "extractors", None)  # None: a registry without compiled paths (tests)
+    if param is None or (extractors is not None and not any(
+            getattr(e.path, "type", None) == "Reference" for e in extractors)):
+        raise _bad(full, f"Search parameter '{full}': '{name}' has no Reference.identifier values indexed "
+                         "by this server", "not-supported")
+    return Criterion(param, "token", None, tuple(_parse_token(full, v) for v in raws), full)
+
+
 def _parse_missing(name: str, value: str) -> bool:
     if value not in ("true", "false"):
         raise _bad(name, f"Search parameter '{name}' must be 'true' or 'false', not '{value}'")
@@ -347,6 +374,9 @@ class _Parser:
         name, _, modifier = key.partition(":")
         if name in _UNSUPPORTED_PARAMS:
             raise _bad(full, f"Search parameter '{full}' is not supported yet", "not-supported")
+        if name in _TEXT_PARAMS:
+            self.modifiers(full, name, modifier, set())
+            return Criterion(name, "text", None, tuple(_parse_text(full, v) for v in _or_values(full, value)), full)
         if name == "_id":
             self.modifiers(full, name, modifier, set())
             ids = [unescape(v) for v in _or_values(full, value)]
@@ -383,6 +413,8 @@ class _Parser:
         if modifier == "missing":
             return Criterion(name, sp.type, "missing", (_parse_missing(full, value),), full)
         raws = _or_values(full, value)
+        if modifier == "identifier":
+            return _reference_identifier(full, name, sp, raws)
         mod = None if type_modifier else (modifier or None)
         if mod == "text":
             return Criterion(name, sp.type, "text", tuple(StringValue(unescape(v)) for v in raws), full)

@@ -23,6 +23,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from fhir_server.storage.statistics import StatisticsKeeper
+
 Statement = tuple[str, Sequence[Any]]
 
 
@@ -80,6 +82,10 @@ class Database(ABC):
     @abstractmethod
     async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> tuple | None:
         """One row of a single autocommit query (the read-by-id hot path)."""
+
+    async def before_search(self) -> None:
+        """Called before a search runs: a chance to refresh planner statistics (``statistics.py``)."""
+        return None
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -222,6 +228,10 @@ class PostgresDatabase(Database):
         self.pool_size = pool_size
         self._pool: Any = None
         self._rkeys = _RkeyBlocks()
+        self._statistics = StatisticsKeeper()
+
+    async def before_search(self) -> None:
+        await self._statistics.before_search(self._pool)
 
     async def open(self) -> None:
         from psycopg_pool import AsyncConnectionPool
@@ -255,6 +265,7 @@ class PostgresDatabase(Database):
                 await conn.rollback()
                 raise
             await conn.commit()
+            self._statistics.wrote()
 
 
 # --------------------------------------------------------------------------------------------- SQLite
@@ -267,6 +278,14 @@ def _q(sql: str) -> str:
     if out is None:
         out = _SQL_CACHE[sql] = sql.replace("%s", "?").replace("%%", "%")
     return out
+
+
+def register_sqlite_functions(c: sqlite3.Connection) -> None:
+    """The SQL functions search SQL calls that SQLite lacks (PostgreSQL has them from the migrations):
+    ``cares_text_match(content, words)`` of ``_text`` / ``_content`` (``indexing/text.py``)."""
+    from fhir_server.indexing.text import MATCH_FUNCTION, text_match
+
+    c.create_function(MATCH_FUNCTION, 2, text_match, deterministic=True)
 
 
 class _SqliteConn(Conn):
@@ -310,6 +329,7 @@ class SqliteDatabase(Database):
         c.execute("PRAGMA journal_mode=WAL")
         c.execute("PRAGMA synchronous=NORMAL")
         c.execute("PRAGMA busy_timeout=10000")
+        register_sqlite_functions(c)
         self._conn = c
 
     async def close(self) -> None:

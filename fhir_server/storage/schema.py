@@ -10,6 +10,11 @@ Layout
 * ``idx_*``             – search index rows, one table per search-parameter type, keyed by
                           ``rkey`` (the resource row) and carrying ``rtype`` + ``param`` so that a
                           search on one type and parameter is an index range scan.
+* ``idx_text``          – full-text rows of ``_text`` / ``_content`` (``indexing/text.py``): the
+                          normalised words of the narrative / of the whole resource. On PostgreSQL
+                          migration 0004 adds a GIN index on ``to_tsvector('simple', content)`` and
+                          the match function ``cares_text_match``; both are PostgreSQL-only DDL and
+                          so not described here (SQLite registers the function per connection).
 
 Times are integers: microseconds since the Unix epoch, UTC. Dates in index rows are stored as the
 inclusive range [low, high] that the value covers at its precision (``2024-03`` covers the month).
@@ -29,6 +34,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -48,6 +54,9 @@ resource = Table(
     Column("body", Text, nullable=True),
     UniqueConstraint("rtype", "id", name="uq_resource_type_id"),
     Index("ix_resource_type_updated", "rtype", "last_updated"),
+    # a type's live resources in page order; whole-type counts as index-only scans (migration 0003)
+    Index("ix_resource_live", "rtype", "rkey", postgresql_where=text("NOT deleted"),
+          sqlite_where=text("NOT deleted")),
 )
 
 resource_history = Table(
@@ -89,14 +98,14 @@ idx_string = _index_table(
     "idx_string",
     Column("norm", String(255), nullable=False),
     Column("exact", String(255), nullable=False),
-    lookup=("norm",),
+    lookup=("norm", "rkey"),  # covering: index-only when the criterion drives the search (migration 0005)
 )
 idx_reference = _index_table(
     "idx_reference",
     Column("target_type", String(64), nullable=True),
     Column("target_id", String(64), nullable=True),
     Column("url", String(255), nullable=True),
-    lookup=("target_id", "target_type"),
+    lookup=("target_id", "target_type", "url", "rkey"),  # covering (migration 0005)
 )
 Index("ix_idx_reference_target", idx_reference.c.target_type, idx_reference.c.target_id)
 # token matches in page (rkey) order, so a broad token search stops after one page (migration 0002)
@@ -125,6 +134,23 @@ idx_quantity = _index_table(
     lookup=("value",),
 )
 
+idx_text = _index_table(
+    "idx_text",
+    Column("content", Text, nullable=False),
+    lookup=(),
+)
+
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_idx_text_tsv", "ix_idx_string_prefix"})
+"""Indexes that migrations create on PostgreSQL only, with raw DDL SQLite cannot run (the prefix index
+``idx_string (rtype, param, norm varchar_pattern_ops)`` of migration 0003, the GIN index on
+``to_tsvector('simple', idx_text.content)`` of migration 0004); schema comparisons leave them out."""
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Alembic's ``include_object`` hook for schema comparisons: skips :data:`POSTGRESQL_ONLY_INDEXES`."""
+    return not (type_ == "index" and name in POSTGRESQL_ONLY_INDEXES)
+
+
 INDEX_TABLES: dict[str, Table] = {
     "token": idx_token,
     "string": idx_string,
@@ -133,4 +159,5 @@ INDEX_TABLES: dict[str, Table] = {
     "uri": idx_uri,
     "number": idx_number,
     "quantity": idx_quantity,
+    "text": idx_text,
 }

@@ -76,6 +76,13 @@ def test_load_bundles_and_ndjson(fresh_db_url, tmp_path):
     again = subprocess.run([*CLI, "load", "--quiet", str(ndjson)], env=env, capture_output=True, text=True,
                            timeout=300)
     assert again.returncode == 0
+    if fresh_db_url.startswith("postgresql"):  # the loader leaves statistics and a visibility map behind
+        import psycopg
+
+        with psycopg.connect(fresh_db_url.replace("+psycopg", "")) as c:
+            row = c.execute("SELECT last_vacuum IS NOT NULL, last_analyze IS NOT NULL FROM pg_stat_user_tables"
+                            " WHERE relname = 'resource'").fetchone()
+        assert row == (True, True)
     proc, base = _serve(fresh_db_url)
     try:
         assert _total(base, "Patient", gender="female") == 25

@@ -61,6 +61,22 @@ def test_versioned_contained_and_logical_references() -> None:
     assert of(out, "reference", "goal") == []
     assert of(out, "reference", "based-on") == [("CarePlan", "cp0", "https://x.example/fhir/CarePlan/cp0")]
     assert of(out, "reference", "instantiates-canonical") == [(None, None, "http://example.org/PlanDefinition/pd|2.0")]
+    # a logical reference gives a token row of its identifier under '<param>:identifier'
+    assert of(out, "token", "goal:identifier") == [("urn:sys", "g", None)]
+    assert of(out, "token", "subject:identifier") == []
+
+
+def test_reference_identifier_rows() -> None:
+    out = rows({"resourceType": "Observation", "status": "final",
+                "subject": {"reference": "Patient/p1", "identifier": {"system": "urn:mrn", "value": "7",
+                                                                      "type": {"text": "MRN"}}},
+                "performer": [{"identifier": {"value": "d1"}}, {"identifier": {"system": "urn:npi"}},
+                              {"identifier": "not-an-object"}, {"display": "x"}]})
+    assert of(out, "reference", "subject") == [("Patient", "p1", None)]
+    assert of(out, "token", "subject:identifier") == [("urn:mrn", "7", "mrn")]
+    assert of(out, "token", "patient:identifier") == [("urn:mrn", "7", "mrn")]  # the reference is a Patient
+    assert of(out, "token", "performer:identifier") == [(None, "d1", None), ("urn:npi", None, None)]
+    assert of(out, "reference", "performer") == []
 
 
 def test_period_ends_and_timing() -> None:

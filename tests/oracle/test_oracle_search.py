@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tests.oracle.client import base_of, load, new_prefix, search, supports
 from tests.oracle.data import changes, concretize, dataset
 from tests.oracle.evaluator import QUIRKS, World, evaluate, sort_compare
-from tests.oracle.features import FEATURES, Feature, concretize_query, is_chain, pool_of, query
+from tests.oracle.features import FEATURES, Feature, concretize_query, pool_of, query
 
 EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "25"))
 STRICT = os.environ.get("ORACLE_STRICT") == "1"  # do not accept the known deviations (evaluator.QUIRKS)
@@ -38,10 +38,7 @@ ORACLE = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, databa
 # Features left out on one backend because of a known server bug, each pinned by an
 # xfail(strict=True) reproduction in test_oracle_known_bugs.py; delete the entry when that XPASSes.
 # (They are still checked on the other backend.)
-QUARANTINED_ON_POSTGRES: dict[str, Callable[[Feature], bool]] = {
-    # test_oracle_known_bug_pg_chain_plans_without_statistics: 30 s+ plans before ANALYZE
-    "chains and _has": is_chain,
-}
+QUARANTINED_ON_POSTGRES: dict[str, Callable[[Feature], bool]] = {}  # none today
 
 
 def enabled(fhir, backend: str, rtypes: tuple[str, ...]) -> list[Feature]:

@@ -102,7 +102,7 @@ def test_uri_string_modifiers(fhir, tag):
     ("gender:not-in", "http://hl7.org/fhir/ValueSet/administrative-gender", "gender:not-in"),
     ("gender:above", "male", "gender:above"),
     ("gender:below", "male", "gender:below"),
-    ("organization:identifier", "urn:x|1", "organization:identifier"),
+    ("organization:identifier", "urn:x|1|2", "organization:identifier"),
     ("name:missing", "maybe", "name:missing"),
     ("identifier:of-type", "only|two", "identifier:of-type"),
     ("birthdate:not", "2010", "birthdate:not"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fhir_server.outcome import FhirError
-from fhir_server.search import compile_count, compile_includes, compile_page, parse_search
+from fhir_server.search import TextValue, TokenValue, compile_count, compile_includes, compile_page, parse_search
 from tests.search.search_data import BASE
 
 CASES = [
@@ -69,9 +69,16 @@ def test_search_real_registry_includes(real_db, real_registry) -> None:
     assert got == [[("Organization", "org1")], [("Practitioner", "doc1")], [("Observation", "obs1")]]
 
 
-def test_search_real_registry_unsupported(real_registry) -> None:
-    for name, value in (("_text", "x"), ("_content", "x")):
-        with pytest.raises(FhirError) as ei:
-            parse_search("Patient", [(name, value)], real_registry, base_url=BASE)
-        assert ei.value.status == 400 and ei.value.issues[0].code == "not-supported"
-        assert name in ei.value.issues[0].diagnostics
+def test_search_real_registry_text_and_identifier(real_registry) -> None:
+    parsed = parse_search("Patient", [("_text", "Émile  SMI"), ("_content", "a-b,c")], real_registry, base_url=BASE)
+    assert [(c.param, c.type, c.values) for c in parsed.criteria] == [
+        ("_text", "text", (TextValue(("emile", "smi")),)),
+        ("_content", "text", (TextValue(("a", "b")), TextValue(("c",))))]
+    parsed = parse_search("Observation", [("subject:identifier", "urn:s|v,w")], real_registry, base_url=BASE)
+    assert [(c.param, c.type, c.values) for c in parsed.criteria] == [
+        ("subject:identifier", "token", (TokenValue("urn:s", "v"), TokenValue(None, "w")))]
+    # only canonical references: no Reference.identifier to search
+    with pytest.raises(FhirError) as ei:
+        parse_search("ActivityDefinition", [("composed-of:identifier", "x")], real_registry, base_url=BASE)
+    assert ei.value.status == 400 and ei.value.issues[0].code == "not-supported"
+    assert "composed-of:identifier" in ei.value.issues[0].diagnostics
