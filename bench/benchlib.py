@@ -160,12 +160,18 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
         log.close()
 
 
-def start_ours(database_url: str, port: int, log_path: Path) -> subprocess.Popen:
-    """Start ``cares-fhir serve`` (one process) and wait for /fhir/metadata."""
+def start_ours(database_url: str, port: int, log_path: Path, source: Path | None = None) -> subprocess.Popen:
+    """Start ``cares-fhir serve`` (one process) and wait for /fhir/metadata. ``source``: run the server
+    code of another checkout (e.g. a ``git worktree`` of an older commit) with this venv's packages."""
     if not CARES_FHIR.exists():
         raise SystemExit(f"{CARES_FHIR} missing: run `make install` in {REPO}")
-    proc = start_process([str(CARES_FHIR), "serve", "--database-url", database_url, "--port", str(port)],
-                         log_path, env={"CARES_FHIR_LOG_LEVEL": "warning"}, cwd=REPO)
+    env = {"CARES_FHIR_LOG_LEVEL": "warning"}
+    cmd = [str(CARES_FHIR)]
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+        cmd = [str(CARES_FHIR.parent / "python"), "-m", "fhir_server"]
+    proc = start_process([*cmd, "serve", "--database-url", database_url, "--port", str(port)],
+                         log_path, env=env, cwd=source or REPO)
     try:
         wait_http(f"http://127.0.0.1:{port}/fhir/metadata", proc)
     except BaseException:

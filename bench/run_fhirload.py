@@ -72,9 +72,9 @@ def bench_ours(args: argparse.Namespace, out: Path, stamp: str) -> dict[str, Any
     log = out / f"ours-server-{stamp}.log"
     base = f"http://127.0.0.1:{args.port}/fhir"
     state = out / f"ours-{stamp}.state.json"
-    label = "ours-sqlite" if args.sqlite else "ours"
+    label = ("ours-sqlite" if args.sqlite else "ours") + (f"@{args.source.name}" if args.source else "")
     bl.eprint(f"== starting our server on {url} (log {log})")
-    proc = bl.start_ours(url, args.port, log)
+    proc = bl.start_ours(url, args.port, log, args.source)
     try:
         t0 = time.monotonic()
         seed = run_fhirload(args, base, state, ["seed"], label, proc.pid,
@@ -208,6 +208,8 @@ def main() -> None:
                          " runs, standing in for autovacuum, which is off on the benchmark machine's PostgreSQL;"
                          " the limit's loader ANALYZEs its table too)")
     ap.add_argument("--port", type=int, default=8301, help="port for our server")
+    ap.add_argument("--source", type=Path, default=None,
+                    help="run our server from this checkout (e.g. a git worktree of an older commit)")
     ap.add_argument("--limit-port", type=int, default=8302, help="port for the limit server")
     args = ap.parse_args()
     args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]

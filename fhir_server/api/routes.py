@@ -8,7 +8,8 @@
 ``/fhir/[type]/_history``       GET type history
 ``/fhir/[type]/[id]``           GET read · PUT update · PATCH patch · DELETE delete
 ``/fhir/[type]/[id]/_history``  GET instance history;  ``…/_history/[vid]`` GET vread
-``/fhir/$reindex``, ``/fhir/[type]/$reindex``  POST: rebuild the search index (other operations: 404)
+``/fhir/$reindex``, ``/fhir/[type]/$reindex``  POST: rebuild the search index
+``/fhir/$op``, ``/fhir/[type]/$op``, ``/fhir/[type]/[id]/$op``  the registered operations (``operations.py``)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fhir_server.api.wire import Request, json_body, media_type, parse_http_date
-from fhir_server.interactions import bundle, capability, crud, history, reindex, search
+from fhir_server.interactions import bundle, capability, crud, history, operations, reindex, search
 from fhir_server.interactions.request import Interaction, Result
 from fhir_server.interactions.services import Services
 from fhir_server.outcome import FhirError
@@ -66,8 +67,14 @@ async def route(svc: Services, req: Request) -> tuple[Result, str]:
             raise _not_allowed(req)
         ix = _ix(req, m, crud.known_type(head) if n == 2 else None)
         return await reindex.operation(svc, ix), "operation-reindex"
-    if head.startswith("$") or (n >= 2 and parts[-1].startswith("$")):
-        raise FhirError.of(404, "not-supported", f"Operation {parts[-1][:64]} is not supported")
+    if parts[-1].startswith("$") and n <= 3:
+        name = parts[-1][1:]
+        rtype_op = crud.known_type(head) if n >= 2 else None
+        body = json_body(req, max_depth=limit) if m == "POST" and req.body.strip() else None
+        ix = _ix(req, m, rtype_op, parts[1] if n == 3 else None, body=body)
+        return await operations.dispatch(svc, ix, name), f"operation-{name[:40]}"
+    if head.startswith("$") or any(p.startswith("$") for p in parts):
+        raise FhirError.of(404, "not-supported", f"No FHIR interaction at {req.path[:100]}")
     if n == 1 and head == "metadata":
         if m not in ("GET", "HEAD"):
             raise _not_allowed(req)
