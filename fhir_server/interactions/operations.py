@@ -65,7 +65,8 @@ class OperationCall:
 
     def resource(self, name: str) -> dict[str, Any] | None:
         """A resource-valued parameter (only in a POST body)."""
-        found = [p["resource"] for p in self.parameters if p.get("name") == name and isinstance(p.get("resource"), dict)]
+        found = [p["resource"] for p in self.parameters
+                 if p.get("name") == name and isinstance(p.get("resource"), dict)]
         if len(found) > 1:
             raise FhirError.of(400, "invalid", f"Parameter '{name}' of ${self.name} may appear only once")
         return found[0] if found else None
