@@ -1,4 +1,4 @@
-"""The ``cares-fhir`` command: ``serve``, ``load``, ``reindex``, ``db upgrade``."""
+"""The ``cares-fhir`` command: ``serve``, ``load``, ``reindex``, ``db upgrade``, ``db recount``."""
 
 from __future__ import annotations
 
@@ -100,6 +100,28 @@ def db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def db_recount(args: argparse.Namespace) -> int:
+    """Rebuild the live-resource counters (``resource_count``) from the stored resources: needed only when
+    resources were written by a server older than migration 0006 after the upgrade, or by hand."""
+    from fhir_server.interactions.services import Services
+    from fhir_server.storage import migrate
+
+    settings = _settings(args)
+    migrate.upgrade(settings.database_url)
+    svc = Services.create(settings)
+
+    async def run() -> dict[str, int]:
+        await svc.db.open()
+        try:
+            return await svc.repo.recount()
+        finally:
+            await svc.db.close()
+
+    counts = asyncio.run(run())
+    print(f"counted {sum(counts.values())} live resources of {len(counts)} types", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="cares-fhir", description="CARES FHIR: FHIR R4 server for CARES for Kids")
     ap.add_argument("--version", action="version", version=__version__)
@@ -140,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     up = dbsub.add_parser("upgrade", help="create or migrate the schema")
     db_flag(up)
     up.set_defaults(fn=db_upgrade)
+    rc = dbsub.add_parser("recount", help="rebuild the per-type resource counters (_total of type-only "
+                          "searches) from the stored resources")
+    db_flag(rc)
+    rc.set_defaults(fn=db_recount)
 
     args = ap.parse_args(argv)
     return args.fn(args)

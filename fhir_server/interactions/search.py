@@ -10,7 +10,9 @@ from the stored JSON text (no per-resource parse or re-serialisation on this hot
 * ``_include`` / ``_revinclude`` (``:iterate`` repeats on what was included, up to
   :data:`MAX_INCLUDE_ROUNDS` rounds and :data:`MAX_INCLUDED` resources, with a warning when cut);
 * ``_total``: ``accurate`` counts; ``estimate`` counts up to :data:`ESTIMATE_EXACT_UP_TO` and beyond
-  that takes PostgreSQL's planner estimate (SQLite counts); ``none`` never counts.
+  that takes PostgreSQL's planner estimate (SQLite counts); ``none`` never counts. A type-only search
+  (:func:`_type_only`: ``GET Observation``, no criteria) never counts: its total is the live-resource
+  counter of the type (``resource_count``), exact and O(1), so it is given for every page too.
 """
 
 from __future__ import annotations
@@ -84,6 +86,16 @@ def _selective(parsed: ParsedSearch) -> bool:
     generic plan is as good as a custom one and planning can be skipped (``CarePlan?subject=``)."""
     return bool(parsed.criteria) and not parsed.sort and all(
         c.type in ("reference", "_id") and c.modifier is None for c in parsed.criteria)
+
+
+def _type_only(parsed: ParsedSearch) -> bool:
+    """Whether the matches are simply every live resource of ``parsed.rtype`` — what ``resource_count``
+    counts: one type (not a compartment ``*`` search: ``types``), no criterion (a compartment search has
+    its compartment criterion; ``_id``, ``_lastUpdated``, ``_has``, ``_text`` … are criteria too) and no
+    Python post-filter. ``compile_count`` would then be ``count(*) … WHERE rtype = %s AND NOT deleted``.
+    Result parameters (``_sort``, ``_include``, ``_summary``, ``_elements``, the cursor) do not change
+    which resources match, and ignored unknown parameters are not criteria."""
+    return not parsed.criteria and not parsed.post_filters and parsed.types is None
 
 
 def _passes(parsed: ParsedSearch, row: tuple) -> bool:
@@ -166,7 +178,9 @@ async def _run(svc: Services, parsed: ParsedSearch, conn: Conn, path: str) -> Re
     has_next = (not before and more) or (before and cursor is not None)
     has_prev = (before and more) or (not before and cursor is not None)
     if total is None and parsed.total != "none":
-        if parsed.summary == "count" or parsed.total == "accurate" or parsed.count == 0:
+        if _type_only(parsed):  # exact and O(1) (a few counter rows): also when no _total was asked for
+            total = await svc.repo.live_total(conn, parsed.rtype)
+        elif parsed.summary == "count" or parsed.total == "accurate" or parsed.count == 0:
             total = await _count(conn, parsed)
         elif parsed.total == "estimate":
             total = await _estimate(conn, parsed)

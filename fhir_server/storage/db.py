@@ -7,7 +7,8 @@ SQLAlchemy describes the schema (``schema.py``) and drives Alembic migrations (`
 
 Everything above this module uses the same ``Conn`` API on both backends:
 ``one`` / ``all`` / ``run`` / ``batch`` and ``lock`` (a transaction-scoped advisory
-lock on PostgreSQL; a no-op on SQLite where a write transaction already excludes all others).
+lock on PostgreSQL; a no-op on SQLite where a write transaction already excludes all others),
+and in write transactions ``count_delta`` (the per-type live-resource counter, ``resource_count``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from sqlalchemy.engine import make_url
 from fhir_server.storage.statistics import StatisticsKeeper
 
 Statement = tuple[str, Sequence[Any]]
+
+COUNT_SLOTS = 16
+"""Rows per type in ``resource_count`` that concurrent write transactions spread their deltas over."""
+
+_COUNT_UPSERT = ("INSERT INTO resource_count (rtype, slot, n) VALUES {values} "
+                 "ON CONFLICT (rtype, slot) DO UPDATE SET n = resource_count.n + excluded.n")
 
 
 class Conn(ABC):
@@ -58,6 +65,51 @@ class Conn(ABC):
         """A fresh ``resource.rkey`` when the backend can hand one out without a round trip, else None
         (the caller then lets the INSERT assign it)."""
         return None
+
+    def count_delta(self, rtype: str, delta: int) -> None:
+        """Add ``delta`` to the number of live ``rtype`` resources (``resource_count``) when this write
+        transaction commits. Only write connections (``Database.write()``) take deltas: a write on any
+        other connection is a bug, and would make the counter drift."""
+        raise RuntimeError("count_delta outside a write transaction")
+
+    def pending_count(self, rtype: str) -> int:
+        """The delta of ``rtype`` this transaction will add at commit (0 outside write transactions):
+        a search inside a transaction sees the transaction's own rows, so its counter total must too."""
+        return 0
+
+
+class _CountDeltas:
+    """The counter deltas of one write transaction, summed per type in memory and written at commit as
+    ONE upsert (:meth:`_count_statement`) instead of an UPDATE per resource.
+
+    * At commit, not before: the counter row is locked only from the upsert to the end of COMMIT (on
+      PostgreSQL both execute in the same multi-statement query), not while the transaction runs; a
+      rollback simply drops the deltas.
+    * Types sorted by name: concurrent transactions lock counter rows in the same order, and by then
+      they hold or wait for no other lock, so the upserts cannot deadlock.
+    * All of a transaction's deltas go to one slot (``slot``), chosen per connection: two concurrent
+      creates of one type normally touch different rows and do not wait for each other's COMMIT.
+    * Zero deltas (a type created and deleted in one transaction) are left out.
+    """
+
+    _deltas: dict[str, int] | None = None
+
+    def count_delta(self, rtype: str, delta: int) -> None:
+        if self._deltas is None:
+            self._deltas = {}
+        self._deltas[rtype] = self._deltas.get(rtype, 0) + delta
+
+    def pending_count(self, rtype: str) -> int:
+        return self._deltas.get(rtype, 0) if self._deltas else 0
+
+    def _count_statement(self, slot: int) -> Statement | None:
+        """The upsert of the deltas into ``slot`` (None when there is nothing to add); forgets them."""
+        items = sorted((t, d) for t, d in (self._deltas or {}).items() if d)
+        self._deltas = None
+        if not items:
+            return None
+        sql = _COUNT_UPSERT.format(values=", ".join(["(%s, %s, %s)"] * len(items)))
+        return sql, [v for t, d in items for v in (t, slot, d)]
 
 
 class Database(ABC):
@@ -159,13 +211,17 @@ class _PgConn(Conn):
         await self.one("SELECT pg_advisory_xact_lock(%s)", (h,))
 
 
-class _PgWriteConn(_PgConn):
+class _PgWriteConn(_CountDeltas, _PgConn):
     """A write transaction in as few round trips as possible.
 
     Statements whose results nobody reads (``batch``) wait in ``pending``; they go out — bound
     client-side by psycopg (libpq literal escaping) — in one simple query together with the next
     statement that returns rows, or with COMMIT. ``BEGIN`` rides along with the first statement sent.
     A transaction of writes only is one round trip (one multi-statement query is atomic in PostgreSQL).
+    The ``resource_count`` upsert goes out with COMMIT too: counting costs no round trip. Its slot is the
+    server process id of the connection modulo :data:`COUNT_SLOTS` (known locally, no query): a pool's
+    connections are started one after the other and mostly have consecutive pids, so up to 16 concurrent
+    writers of one server usually update 16 different rows.
     """
 
     def __init__(self, conn: Any, rkeys: _RkeyBlocks) -> None:
@@ -201,6 +257,9 @@ class _PgWriteConn(_PgConn):
         self._pending += [self._cur.mogrify(sql, args) for sql, args in statements]
 
     async def commit(self) -> None:
+        counted = self._count_statement(self._c.info.backend_pid % COUNT_SLOTS)
+        if counted is not None:
+            self._pending.append(self._cur.mogrify(*counted))
         if self._begun:
             self._pending.append("COMMIT")
             await self._cur.execute(";\n".join(self._pending))
@@ -211,6 +270,7 @@ class _PgWriteConn(_PgConn):
 
     async def rollback(self) -> None:
         self._pending = []
+        self._deltas = None
         if self._begun or self._c.info.transaction_status != 0:  # not IDLE
             try:
                 await self._c.execute("ROLLBACK")
@@ -311,6 +371,16 @@ class _SqliteConn(Conn):
         return None  # BEGIN IMMEDIATE already serialises writers
 
 
+class _SqliteWriteConn(_CountDeltas, _SqliteConn):
+    """The connection inside ``SqliteDatabase.write()``; its counter deltas always go to slot 0 (SQLite
+    has one writer at a time, so there is nothing to spread)."""
+
+    def flush_counts(self) -> None:
+        counted = self._count_statement(0)
+        if counted is not None:
+            self._c.execute(_q(counted[0]), counted[1])
+
+
 class SqliteDatabase(Database):
     """One connection guarded by an asyncio lock: SQLite has one writer at a time anyway, and its
     calls take microseconds, so they run on the event loop without a thread hop."""
@@ -352,7 +422,9 @@ class SqliteDatabase(Database):
             c = self._conn
             c.execute("BEGIN IMMEDIATE")
             try:
-                yield _SqliteConn(c)
+                conn = _SqliteWriteConn(c)
+                yield conn
+                conn.flush_counts()
             except BaseException:
                 c.execute("ROLLBACK")
                 raise

@@ -3,6 +3,12 @@
 It is also the one place that assigns versions (``save`` / ``delete``): version n+1 of a resource
 is written while its current row is locked (``current_for_update``), so versions are gap-free and
 strictly increasing on both backends.
+
+Being the only writer of ``resource.deleted``, it also keeps the live-resource counter (``resource_count``,
+``storage/schema.py``) exact: ``save`` of a new or deleted resource counts +1, ``delete`` of a live one
+-1 (``Conn.count_delta``; the write connection adds them up and writes them at commit). Every create,
+update, patch and delete — single, conditional, in transaction and batch bundles, by the loader — goes
+through these two methods; ``replace_index`` ($reindex) changes no resource row and so no count.
 """
 
 from __future__ import annotations
@@ -57,6 +63,10 @@ _SQL_INSERT = ("INSERT INTO resource (rtype, id, version, last_updated, deleted,
 _SQL_INSERT_KEYED = ("INSERT INTO resource (rkey, rtype, id, version, last_updated, deleted, body) "
                      "VALUES (%s, %s, %s, %s, %s, %s, %s)")
 _SQL_UPDATE = "UPDATE resource SET version = %s, last_updated = %s, deleted = %s, body = %s WHERE rkey = %s"
+_SQL_LIVE_TOTAL = "SELECT coalesce(sum(n), 0) FROM resource_count WHERE rtype = %s"
+# the backfill of migration 0006 (``NOT deleted`` reads the same on PostgreSQL and SQLite)
+_SQL_RECOUNT = ("INSERT INTO resource_count (rtype, slot, n) "
+                "SELECT rtype, 0, count(*) FROM resource WHERE NOT deleted GROUP BY rtype")
 _SQL_HISTORY = ("INSERT INTO resource_history (rkey, version, rtype, id, last_updated, method, body) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)")
 
@@ -140,6 +150,8 @@ class Repository:
             if kind_rows:
                 statements.append(_insert_rows(kind, [(rkey, rtype, *r) for r in kind_rows]))
         await conn.batch(statements)
+        if current is None or current.deleted:  # created, or re-created after a delete
+            conn.count_delta(rtype, 1)
         return Stored(rkey, rtype, rid, version, when, False, body), stored
 
     async def delete(self, conn: Conn, current: Stored, when: int | None = None) -> Stored:
@@ -151,6 +163,8 @@ class Repository:
             (_SQL_HISTORY, (current.rkey, version, current.rtype, current.id, when, "DELETE", None))]
         statements += _delete_index(conn, current.rkey)
         await conn.batch(statements)
+        if not current.deleted:
+            conn.count_delta(current.rtype, -1)
         return Stored(current.rkey, current.rtype, current.id, version, when, True, None)
 
     # ------------------------------------------------------------------ history
@@ -194,6 +208,27 @@ class Repository:
         sql = "SELECT count(*) FROM resource WHERE deleted = %s" + (" AND rtype = %s" if rtype else "")
         row = await conn.one(sql, (False, rtype) if rtype else (False,))
         return int(row[0]) if row else 0
+
+    async def live_total(self, conn: Conn, rtype: str) -> int:
+        """How many live ``rtype`` resources there are, from ``resource_count`` (a few primary-key rows),
+        as a count over ``resource`` would see them on ``conn`` — including the pending changes of
+        ``conn``'s own transaction, which reach the counter only at commit."""
+        row = await conn.one(_SQL_LIVE_TOTAL, (rtype,))
+        return int(row[0] if row else 0) + conn.pending_count(rtype)
+
+    async def recount(self) -> dict[str, int]:
+        """Rebuild ``resource_count`` from the ``resource`` rows (``cares-fhir db recount``): after rows were
+        written by a server of a version before migration 0006, or by hand. Exact while servers write:
+        on PostgreSQL the counter table is locked first (EXCLUSIVE: readers go on), so a writer that has
+        not yet added its delta waits for the recount — its rows are uncommitted until then and not in
+        the recount's count — and one that has is committed and counted. Returns the new counts."""
+        async with self.db.write() as c:
+            if c.dialect == "postgresql":
+                await c.run("LOCK TABLE resource_count IN EXCLUSIVE MODE")
+            await c.run("DELETE FROM resource_count")
+            await c.run(_SQL_RECOUNT)
+            rows = await c.all("SELECT rtype, n FROM resource_count ORDER BY rtype")
+        return {r[0]: int(r[1]) for r in rows}
 
     async def current_batch(self, conn: Conn, rtype: str | None, after: int, limit: int, *,
                             lock: bool = False) -> list[tuple[int, str, str]]:

@@ -10,6 +10,9 @@ Layout
 * ``idx_*``             – search index rows, one table per search-parameter type, keyed by
                           ``rkey`` (the resource row) and carrying ``rtype`` + ``param`` so that a
                           search on one type and parameter is an index range scan.
+* ``resource_count``    – how many live (not deleted) resources each type has, as the sum of ``n`` over
+                          the type's slot rows: ``_total`` of a type-only search (``GET Observation``)
+                          without a count over the type's rows (see :data:`resource_count`).
 * ``idx_text``          – full-text rows of ``_text`` / ``_content`` (``indexing/text.py``): the
                           normalised words of the narrative / of the whole resource. On PostgreSQL
                           migration 0004 adds a GIN index on ``to_tsvector('simple', content)`` and
@@ -72,6 +75,24 @@ resource_history = Table(
     Index("ix_history_type_updated", "rtype", "last_updated"),
     Index("ix_history_updated", "last_updated"),
 )
+
+resource_count = Table(
+    "resource_count",
+    metadata,
+    Column("rtype", String(64), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+"""Live resources per type (migration 0006): ``count(*) FROM resource WHERE rtype = … AND NOT deleted``
+is ``sum(n) WHERE rtype = …`` — at most :data:`~fhir_server.storage.db.COUNT_SLOTS` primary-key rows
+instead of an index scan over every resource of the type (255 ms for 300k Observations at 1M resources).
+
+Maintained by the write transactions themselves, so it is exact at every commit: ``Repository.save`` /
+``delete`` tell the connection +1 / -1 (``Conn.count_delta``) and the connection adds the sums to the
+counter rows with one upsert just before COMMIT (in the same round trip on PostgreSQL), so a rolled back
+transaction counts nothing. Writers spread over slots (one per transaction) so that concurrent creates of
+one type do not queue on one row; ``n`` of one slot may go negative, only the sum means anything.
+``Repository.recount`` (``cares-fhir db recount``) rebuilds the table from ``resource``."""
 
 
 def _index_table(name: str, *columns: Column, lookup: tuple[str, ...]) -> Table:
