@@ -105,12 +105,15 @@ def _load_modules() -> None:
     _LOADED = True
     import importlib
 
-    for mod in OPERATION_MODULES:
+    for mod in [*_BUILTIN_MODULES, *OPERATION_MODULES]:
         importlib.import_module(mod)
 
 
+_BUILTIN_MODULES = ["fhir_server.interactions.validate_op"]
+
+
 #: modules whose import registers operations
-OPERATION_MODULES: list[str] = []
+OPERATION_MODULES: list[str] = ["terminology.operations"]
 
 
 def _parameters_of(body: Any, op: str) -> list[dict[str, Any]]:

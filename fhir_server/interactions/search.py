@@ -50,9 +50,19 @@ ESTIMATE_EXACT_UP_TO = 10_000
 _POST_FILTER_BATCH = 200
 
 
+async def _terminology_for(svc: Services, params: list[tuple[str, str]]) -> None:
+    """Token ``:in``/``:not-in``/``:above``/``:below`` name value sets / code systems that may be stored
+    in the database: read them for the (synchronous) parser first (``terminology/search.py``)."""
+    if any(k.endswith((":in", ":not-in", ":above", ":below")) for k, _ in params):
+        from terminology.search import prepare_search
+
+        await prepare_search(svc, params)
+
+
 async def search(svc: Services, ix: Interaction, conn: Conn | None = None) -> Result:
     rtype = known_type(ix.rtype or "")
     s = svc.settings
+    await _terminology_for(svc, ix.params)
     parsed = parse_search(rtype, ix.params, svc.registry, base_url=svc.base, strict=ix.strict,
                           default_count=s.default_count, max_count=s.max_count, allow_post_filter=True)
     return await _with_conn(svc, parsed, conn, rtype)
@@ -67,6 +77,7 @@ async def compartment(svc: Services, ix: Interaction, ctype: str, cid: str, conn
     if target != "*":
         known_type(target)
     s = svc.settings
+    await _terminology_for(svc, ix.params)
     parsed = parse_compartment_search(ctype, cid, target, ix.params, svc.registry, base_url=svc.base,
                                       compartment=patient_compartment(), strict=ix.strict,
                                       default_count=s.default_count, max_count=s.max_count)

@@ -238,6 +238,32 @@ def _alternative(c: Criterion, v: object, base_url: str) -> SqlArgs:
     raise AssertionError(f"unexpected criterion type {c.type}")
 
 
+_CODE_SET_MODIFIERS = ("in", "not-in", "above", "below")  # token criteria whose values are a set of codes
+
+
+def _code_set_cond(values: tuple[TokenValue, ...]) -> SqlArgs:
+    """Token ``:in`` / ``:not-in`` / ``:above`` / ``:below``: the row's (system, code) is one of ``values``
+    (the codes the parser took from the terminology package), one ``IN`` list per system. A row without a
+    system (an element of type ``code``, whose system is implied by its binding) matches on the code alone.
+    No values: no row matches."""
+    by_system: dict[str | None, list[str]] = {}
+    for v in values:
+        code = _cut(v.code or "")
+        by_system.setdefault(_cut(v.system or ""), []).append(code)
+        by_system.setdefault(None, []).append(code)
+    if not by_system:
+        return "1 = 0", []
+    conds: list[SqlArgs] = []
+    for system, codes in by_system.items():
+        codes = list(dict.fromkeys(codes))
+        code_sql = "i.code = %s" if len(codes) == 1 else f"i.code IN ({_placeholders(len(codes))})"
+        if system is None:
+            conds.append((f"(i.system IS NULL AND {code_sql})", codes))
+        else:
+            conds.append((f"(i.system = %s AND {code_sql})", [system, *codes]))
+    return _or(conds)
+
+
 def _or(conds: list[SqlArgs]) -> SqlArgs:
     args: list = []
     for _, a in conds:
@@ -308,8 +334,11 @@ def _crit(ctx: _Ctx, rtype: RTypes, c: Criterion, alias: str, nested: bool) -> S
     if c.modifier == "missing":
         present = not c.values[0]
         return f"{'' if present else 'NOT '}EXISTS (SELECT 1 {head})", head_args
-    cond, args = _or([_alternative(c, v, ctx.base_url) for v in c.values])
-    if c.modifier == "not":
+    if c.type == "token" and c.modifier in _CODE_SET_MODIFIERS:
+        cond, args = _code_set_cond(c.values)  # type: ignore[arg-type]
+    else:
+        cond, args = _or([_alternative(c, v, ctx.base_url) for v in c.values])
+    if c.modifier in ("not", "not-in"):
         return f"NOT EXISTS (SELECT 1 {head} AND {cond})", [*head_args, *args]
     if nested:
         return (f"{alias}.rkey IN (SELECT i.rkey FROM {table} i WHERE {rt_sql} AND i.param = %s AND {cond})",

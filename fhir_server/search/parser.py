@@ -6,7 +6,9 @@ Everything the user sends is validated here; a bad value, an unsupported modifie
 * Modifiers: ``:missing`` (all types), token ``:not`` / ``:text`` / ``:of-type``, string ``:exact`` /
   ``:contains``, uri ``:above`` / ``:below``, reference ``:[type]`` and ``:identifier`` (a token
   criterion on the ``<param>:identifier`` rows the indexer makes of Reference.identifier). Token
-  ``:in`` / ``:not-in`` / ``:above`` / ``:below`` (terminology) are a 400 ``not-supported``.
+  ``:in`` / ``:not-in`` (a value set's codes) and ``:above`` / ``:below`` (``system|code`` and its
+  ancestors / descendants) are expanded here by the ``terminology`` package into a list of codes; one it
+  cannot expand (unknown, code system not present, too large) is a 400 ``not-supported``.
 * ``_text`` / ``_content``: full-text criteria (``indexing/text.py``): the value's words, normalised
   like the index, every word a prefix of some word of the narrative / of the resource's strings.
 * Chains ``a[:T].b[:U].c=v`` to :data:`MAX_CHAIN_DEPTH` links: without a type modifier every target
@@ -52,19 +54,15 @@ _KNOWN_MODIFIERS = {"missing", "exact", "contains", "text", "not", "above", "bel
 _SUPPORTED_MODIFIERS: dict[str, set[str]] = {
     "string": {"exact", "contains", "missing"},
     "uri": {"above", "below", "missing"},
-    "token": {"missing", "not", "text", "of-type"},
+    "token": {"missing", "not", "text", "of-type", "in", "not-in", "above", "below"},
     "reference": {"missing", "identifier"},  # plus the resource-type modifier, handled separately
     "date": {"missing"},
     "number": {"missing"},
     "quantity": {"missing"},
 }
 # Modifiers that need a terminology service or data this server does not index: a clear 400.
-_NOT_SUPPORTED_MODIFIERS: dict[tuple[str, str], str] = {
-    ("token", "in"): "needs the terminology module (not available yet)",
-    ("token", "not-in"): "needs the terminology module (not available yet)",
-    ("token", "above"): "needs the terminology module (not available yet)",
-    ("token", "below"): "needs the terminology module (not available yet)",
-}
+_NOT_SUPPORTED_MODIFIERS: dict[tuple[str, str], str] = {}
+_TERMINOLOGY_MODIFIERS = ("in", "not-in", "above", "below")  # token modifiers the terminology package expands
 MAX_CHAIN_DEPTH = 6  # links of a chain / nested _has
 MAX_CHAIN_BRANCHES = 64  # (target type) alternatives a chain without type modifiers may fan out into
 MAX_SORT_KEYS = 5
@@ -273,6 +271,26 @@ def _reference_identifier(full: str, name: str, sp: Any, raws: list[str]) -> Cri
     return Criterion(param, "token", None, tuple(_parse_token(full, v) for v in raws), full)
 
 
+def _terminology_criterion(full: str, name: str, modifier: str, raws: list[str]) -> Criterion:
+    """Token ``:in`` / ``:not-in`` (values: value set canonicals) and ``:below`` / ``:above`` (values:
+    ``system|code``): a criterion whose values are every (system, code) the values stand for, OR-ed
+    (``:not-in``: none of them may be present)."""
+    from terminology.search import TerminologyError, codes_for
+
+    codes: dict[TokenValue, None] = {}
+    for raw in raws:
+        try:
+            if modifier in ("in", "not-in"):
+                pairs = codes_for(modifier, unescape(raw))
+            else:
+                token = _parse_token(full, raw)
+                pairs = codes_for(modifier, token.code or "", token.system)
+        except TerminologyError as err:
+            raise _bad(full, f"Search parameter '{full}': {err.message}", "not-supported") from None
+        codes.update((TokenValue(system, code), None) for system, code in pairs)
+    return Criterion(name, "token", modifier, tuple(codes), full)
+
+
 def _parse_missing(name: str, value: str) -> bool:
     if value not in ("true", "false"):
         raise _bad(name, f"Search parameter '{name}' must be 'true' or 'false', not '{value}'")
@@ -425,6 +443,8 @@ class _Parser:
 
             self.out.post_filters.append(of_type_filter(sp, triples))
             return Criterion(name, "token", None, tuple(TokenValue(None, t[2]) for t in triples), full)
+        if sp.type == "token" and mod in _TERMINOLOGY_MODIFIERS:
+            return _terminology_criterion(full, name, mod, raws)
         parsed = tuple(parse_value(full, sp.type, v, mod, self.out.base_url, type_modifier) for v in raws)
         return Criterion(name, sp.type, mod, parsed, full)
 

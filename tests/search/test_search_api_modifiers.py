@@ -98,8 +98,8 @@ def test_uri_string_modifiers(fhir, tag):
 
 
 @pytest.mark.parametrize(("param", "value", "named"), [
-    ("gender:in", "http://hl7.org/fhir/ValueSet/administrative-gender", "gender:in"),
-    ("gender:not-in", "http://hl7.org/fhir/ValueSet/administrative-gender", "gender:not-in"),
+    ("gender:in", "http://example.org/unknown-vs", "gender:in"),  # unknown value set
+    ("gender:not-in", "http://example.org/unknown-vs", "gender:not-in"),
     ("gender:above", "male", "gender:above"),
     ("gender:below", "male", "gender:below"),
     ("organization:identifier", "urn:x|1|2", "organization:identifier"),
