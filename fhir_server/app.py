@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fhir_server import __version__
 from fhir_server.api.fhir_app import FhirApp
 from fhir_server.config import Settings
+from fhir_server.interactions import conformance
 from fhir_server.interactions.search_parameters import load_stored as load_search_parameters
 from fhir_server.interactions.services import Services
 from fhir_server.storage import migrate
@@ -34,6 +35,8 @@ def create_app(settings: Settings) -> Any:
         await asyncio.to_thread(migrate.upgrade, settings.database_url)
         await svc.db.open()
         await load_search_parameters(svc)  # stored custom SearchParameters, before any write is indexed
+        await conformance.load_shipped(svc)  # the CARES guide's profiles / value sets, stored when changed
+        await conformance.load_stored(svc)  # every stored StructureDefinition / ValueSet / CodeSystem
         if settings.no_auth:
             log.warning("Authorization is OFF (--no-auth): every client can read and write every resource")
         if settings.demo:

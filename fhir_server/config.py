@@ -30,6 +30,10 @@ class Settings:
     max_bundle_entries: int = 10_000
     pool_size: int = 8
     log_level: str = "info"
+    #: JSON file of profile rules (profile_checks.py); empty: the CARES guide's default rules
+    profile_rules: str = ""
+    #: a meta.profile the server does not know: "warn" (default) or "reject" (422)
+    unknown_profile: str = "warn"
 
     @property
     def fhir_base(self) -> str:

@@ -36,9 +36,41 @@ def _revincludes(svc: Services) -> dict[str, list[str]]:
     return out
 
 
+def _operations() -> tuple[dict[str, list[dict[str, str]]], list[dict[str, str]]]:
+    """The registered operations (``operations.py``) per resource type, and the system-level ones."""
+    from fhir_server.interactions.operations import registered
+
+    per_type: dict[str, list[dict[str, str]]] = {}
+    system = [{"name": "reindex", "definition": "http://cares-fhir.org/fhir/OperationDefinition/reindex"}]
+    for name, op in sorted(registered().items()):
+        base = "http://hl7.org/fhir/OperationDefinition/"
+        for t in op.types or sorted(resource_types()):
+            owner = t if op.types else "Resource"  # e.g. ValueSet-validate-code vs Resource-validate
+            per_type.setdefault(t, []).append({"name": name, "definition": f"{base}{owner}-{name}"})
+        if op.system:
+            system.append({"name": name, "definition": f"{base}Resource-{name}"})
+    return per_type, system
+
+
+def _supported_profiles() -> dict[str, list[str]]:
+    """Constraint profiles of resource types the validator knows (vendored R4, the CARES guide, stored)."""
+    from fhir_server.validation.registry import default_registry
+
+    reg = default_registry()
+    out: dict[str, list[str]] = {}
+    types = resource_types()
+    for url in sorted(reg.urls()):
+        sd = reg.get(url) or {}
+        if sd.get("derivation") == "constraint" and sd.get("type") in types:
+            out.setdefault(sd["type"], []).append(url)
+    return out
+
+
 def capability_statement(svc: Services) -> dict[str, Any]:
     resources = []
     revincludes = _revincludes(svc)
+    ops, system_ops = _operations()
+    profiles = _supported_profiles()
     for rtype in sorted(resource_types()):
         params = [{"name": p.code, "type": p.type, "definition": p.url}
                   for code, p in sorted(svc.registry.params_for(rtype).items())
@@ -48,6 +80,7 @@ def capability_statement(svc: Services) -> dict[str, Any]:
         resources.append({
             "type": rtype,
             "profile": f"http://hl7.org/fhir/StructureDefinition/{rtype}",
+            **({"supportedProfile": profiles[rtype]} if profiles.get(rtype) else {}),
             "interaction": [{"code": c} for c in _TYPE_INTERACTIONS],
             "versioning": "versioned-update",
             "readHistory": True,
@@ -60,6 +93,7 @@ def capability_statement(svc: Services) -> dict[str, Any]:
             "searchInclude": [f"{rtype}:{p['name']}" for p in params if p["type"] == "reference"],
             "searchRevInclude": revincludes.get(rtype, []),
             "searchParam": _COMMON_PARAMS + text + params,
+            **({"operation": ops[rtype]} if ops.get(rtype) else {}),
         })
     return {
         "resourceType": "CapabilityStatement",
@@ -79,6 +113,7 @@ def capability_statement(svc: Services) -> dict[str, Any]:
             else "",
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+            "operation": system_ops,
         }],
     }
 
@@ -96,3 +131,8 @@ def capability_result(svc: Services) -> Result:
 def invalidate(svc: Services) -> None:
     """Forget the cached CapabilityStatement (the search parameters it lists changed)."""
     _CACHE.pop(id(svc), None)
+
+
+def invalidate_all() -> None:
+    """Forget every cached CapabilityStatement (the profiles the validator knows changed)."""
+    _CACHE.clear()

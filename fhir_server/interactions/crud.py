@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import jsonpatch
 import orjson
 
-from fhir_server.interactions import search_parameters
+from fhir_server.interactions import conformance, profile_checks, search_parameters
 from fhir_server.interactions.checks import known_type, resource_body, valid_id
 from fhir_server.interactions.matches import find_matches, parse_query
 from fhir_server.interactions.request import Interaction, Result, parse_etag
@@ -42,10 +42,17 @@ def not_found(rtype: str, rid: str) -> FhirError:
     return FhirError.of(404, "not-found", f"{rtype}/{rid[:64]} is not known")
 
 
-def _written(svc: Services, result: Result) -> Result:
-    """After a write: a SearchParameter written changes the search parameters in force."""
-    if result.stored_json is not None and result.stored is not None and result.stored.rtype == "SearchParameter":
-        search_parameters.saved(svc, result.stored_json)
+def _written(svc: Services, result: Result, warnings: list[Issue] | None = None) -> Result:
+    """After a write: a SearchParameter written changes the search parameters in force; conformance
+    resources (StructureDefinition, ValueSet, CodeSystem) change what validation knows; profile
+    warnings join the result (``Prefer: return=OperationOutcome`` shows them)."""
+    if result.stored_json is not None and result.stored is not None:
+        if result.stored.rtype == "SearchParameter":
+            search_parameters.saved(svc, result.stored_json)
+        elif result.stored.rtype in conformance.TYPES:
+            conformance.saved(result.stored_json)
+    if warnings:
+        result.issues = [*warnings, *result.issues]
     return result
 
 
@@ -104,6 +111,7 @@ async def create(svc: Services, ix: Interaction, conn: Conn | None = None, *, ri
     """POST [type]; ``rid`` is a server id chosen in advance (transactions resolve urn:uuid to it)."""
     rtype = known_type(ix.rtype or "")
     resource = resource_body(ix.body, rtype)
+    warnings = profile_checks.enforce(svc, resource)
 
     async def run(c: Conn) -> Result:
         if ix.if_none_exist:
@@ -119,7 +127,7 @@ async def create(svc: Services, ix: Interaction, conn: Conn | None = None, *, ri
         stored, as_json = await svc.repo.save(c, resource, rid or str(uuid.uuid4()), None, "POST", fresh_id=True)
         return Result(201, stored=stored, location=True, stored_json=as_json)
 
-    return _written(svc, await in_write(svc, conn, run))
+    return _written(svc, await in_write(svc, conn, run), warnings)
 
 
 # ------------------------------------------------------------------------------------------ update
@@ -130,7 +138,8 @@ async def update(svc: Services, ix: Interaction, conn: Conn | None = None) -> Re
     if resource.get("id") != rid:
         raise FhirError.of(400, "invalid", f"The body's id ({str(resource.get('id'))[:64]}) must equal the id "
                            f"in the URL ({rid})", f"{rtype}.id")
-    return _written(svc, await in_write(svc, conn, lambda c: _put(svc, c, ix, resource, rid, "PUT")))
+    warnings = profile_checks.enforce(svc, resource)
+    return _written(svc, await in_write(svc, conn, lambda c: _put(svc, c, ix, resource, rid, "PUT")), warnings)
 
 
 async def _put(svc: Services, c: Conn, ix: Interaction, resource: dict[str, Any], rid: str, method: str) -> Result:
@@ -157,6 +166,7 @@ async def conditional_update(svc: Services, ix: Interaction, conn: Conn | None =
     resource = resource_body(ix.body, rtype)
     if not ix.params:
         raise FhirError.of(400, "invalid", "Conditional update needs search parameters")
+    warnings = profile_checks.enforce(svc, resource)
 
     async def run(c: Conn) -> Result:
         await c.lock(f"conditional:{rtype}")
@@ -173,7 +183,7 @@ async def conditional_update(svc: Services, ix: Interaction, conn: Conn | None =
             rid = valid_id(body_id) if isinstance(body_id, str) else str(uuid.uuid4())
         return await _put(svc, c, ix, resource, rid, "PUT")
 
-    return _written(svc, await in_write(svc, conn, run))
+    return _written(svc, await in_write(svc, conn, run), warnings)
 
 
 # ------------------------------------------------------------------------------------------ patch
@@ -212,10 +222,11 @@ async def patch(svc: Services, ix: Interaction, conn: Conn | None = None) -> Res
         if not isinstance(patched, dict) or patched.get("resourceType") != rtype or patched.get("id") != rid:
             raise FhirError.of(422, "processing", "A patch may not change resourceType or id")
         resource_body(patched, rtype)
+        warnings = profile_checks.enforce(svc, patched)
         if rtype == "SearchParameter":
             search_parameters.check(svc, patched, rid)
         stored, as_json = await svc.repo.save(c, patched, rid, current, "PATCH")
-        return Result(200, stored=stored, location=True, stored_json=as_json)
+        return Result(200, stored=stored, location=True, stored_json=as_json, issues=warnings)
 
     return _written(svc, await in_write(svc, conn, run))
 
@@ -232,6 +243,8 @@ async def delete(svc: Services, ix: Interaction, conn: Conn | None = None) -> Re
         if current.deleted:  # deleting a deleted resource changes nothing
             return Result(204, headers={"ETag": f'W/"{current.version}"'})
         done = await svc.repo.delete(c, current)
+        if rtype in conformance.TYPES:
+            conformance.deleted(rtype, current.body)
         return Result(204, headers={"ETag": f'W/"{done.version}"'})
 
     result = await in_write(svc, conn, run)
@@ -258,6 +271,8 @@ async def conditional_delete(svc: Services, ix: Interaction, conn: Conn | None =
                 await svc.repo.delete(c, current)
                 if rtype == "SearchParameter":
                     search_parameters.deleted(svc, m.id)
+                elif rtype in conformance.TYPES:
+                    conformance.deleted(rtype, current.body)
         if not matches:  # as HAPI FHIR: 200 with an outcome saying nothing was deleted
             return Result(200, issues=[Issue("warning", "not-found", "No resource matched; nothing was deleted")])
         return Result(200, issues=[Issue("information", "informational", f"Deleted {len(matches)} resource(s)")])

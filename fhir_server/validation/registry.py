@@ -1,0 +1,143 @@
+"""The StructureDefinitions the validator knows: base R4 types, vendored R4 profiles and extensions, runtime additions.
+
+``ProfileRegistry`` maps canonical urls (``url`` or ``url|version``) to StructureDefinitions and caches, per url,
+the generated snapshot (``snapshot(url)``, see ``snapshot.py``) and the compiled validation tree (``profile.py``).
+``add(sd)`` / ``remove(url)`` drop the caches that may depend on the changed definition (all of them: profiles can
+derive from profiles).
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from typing import Any
+
+import orjson
+
+from fhir_server.definitions import R4_DIR, structure_definitions
+from fhir_server.validation.snapshot import SnapshotError, generate_snapshot
+
+__all__ = ["BASE", "ProfileRegistry", "default_registry"]
+
+BASE = "http://hl7.org/fhir/StructureDefinition/"
+
+
+@cache
+def _base_constraint_types() -> list[dict[str, Any]]:
+    """The constraint profiles published among the R4 data types (SimpleQuantity, MoneyQuantity)."""
+    bundle = orjson.loads((R4_DIR / "profiles-types.json").read_bytes())
+    return [e["resource"] for e in bundle["entry"] if e["resource"].get("derivation") == "constraint"]
+
+
+class ProfileRegistry:
+    """Known StructureDefinitions by canonical url, with generated snapshots cached per url."""
+
+    def __init__(self, *, vendored: bool = True) -> None:
+        self._sds: dict[str, dict[str, Any]] = {}
+        self._snapshots: dict[str, list[dict[str, Any]]] = {}
+        self.problems: dict[str, list[str]] = {}  # url -> snapshot generation problems
+        self.trees: dict[str, Any] = {}  # url -> compiled tree (filled by profile.py)
+        self._lock = threading.RLock()
+        for sd in structure_definitions().values():
+            self._sds[sd["url"]] = sd
+        for sd in _base_constraint_types():
+            self._sds.setdefault(sd["url"], sd)
+        if vendored:
+            from profiles import extension_definitions, other_profiles
+
+            self._sds.update(extension_definitions())
+            self._sds.update(other_profiles())
+
+    # -- membership ---------------------------------------------------------------------------------------------
+    def add(self, sd: dict[str, Any]) -> None:
+        """Add (or replace) a StructureDefinition; its snapshot is generated on first use."""
+        if sd.get("resourceType") != "StructureDefinition" or not isinstance(sd.get("url"), str):
+            raise ValueError("not a StructureDefinition with a url")
+        if "snapshot" not in sd and "differential" not in sd:
+            raise ValueError(f"{sd['url']}: a StructureDefinition needs a snapshot or a differential")
+        with self._lock:
+            self._sds[sd["url"]] = sd
+            self._invalidate()
+
+    def remove(self, url: str) -> None:
+        with self._lock:
+            self._sds.pop(url.split("|")[0], None)
+            self._invalidate()
+
+    def _invalidate(self) -> None:
+        self._snapshots.clear()
+        self.trees.clear()
+        self.problems.clear()
+
+    def get(self, url: str) -> dict[str, Any] | None:
+        """The StructureDefinition with this canonical url (a ``|version`` suffix is ignored)."""
+        sd = self._sds.get(url)
+        if sd is None and "|" in url:
+            sd = self._sds.get(url.split("|")[0])
+        return sd
+
+    def __contains__(self, url: str) -> bool:
+        return self.get(url) is not None
+
+    def urls(self) -> list[str]:
+        return list(self._sds)
+
+    def type_of(self, url: str) -> str | None:
+        """The resource or data type a profile constrains (``Observation`` for vitalsigns)."""
+        sd = self.get(url)
+        return None if sd is None else sd.get("type")
+
+    # -- snapshots ----------------------------------------------------------------------------------------------
+    def snapshot(self, url: str) -> list[dict[str, Any]]:
+        """The snapshot elements of ``url``: the published one for base types, generated for constraint profiles
+        that have a differential (a published snapshot of a profile is used only when there is no differential).
+        Raises ``KeyError`` for an unknown url and ``SnapshotError`` when the differential does not apply."""
+        key = url.split("|")[0]
+        snap = self._snapshots.get(key)
+        if snap is not None:
+            return snap
+        with self._lock:
+            return self._snapshot(key, ())
+
+    def _snapshot(self, url: str, stack: tuple[str, ...]) -> list[dict[str, Any]]:
+        snap = self._snapshots.get(url)
+        if snap is not None:
+            return snap
+        sd = self.get(url)
+        if sd is None:
+            raise KeyError(url)
+        if url in stack:
+            raise SnapshotError(f"circular baseDefinition: {' -> '.join((*stack, url))}")
+        if sd.get("derivation") != "constraint" or "differential" not in sd:
+            snap = sd["snapshot"]["element"]
+        else:
+            base_url = str(sd.get("baseDefinition", "")).split("|")[0]
+            if self.get(base_url) is None:
+                raise SnapshotError(f"{url}: unknown baseDefinition {base_url}")
+            base = self._snapshot(base_url, (*stack, url))
+
+            def type_snapshot(code: str, profile: str | None) -> list[dict[str, Any]] | None:
+                for u in (profile, BASE + code):
+                    if u and self.get(u) is not None:
+                        return self._snapshot(u.split("|")[0], (*stack, url))
+                return None
+
+            snap, problems = generate_snapshot(sd, base, type_snapshot)
+            if problems:
+                self.problems[url] = problems
+        self._snapshots[url] = snap
+        return snap
+
+
+_DEFAULT: ProfileRegistry | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_registry() -> ProfileRegistry:
+    """The process-wide registry (base R4 + vendored R4 profiles and extensions)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        with _DEFAULT_LOCK:
+            if _DEFAULT is None:
+                _DEFAULT = ProfileRegistry()
+    return _DEFAULT
