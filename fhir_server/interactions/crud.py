@@ -111,7 +111,7 @@ async def create(svc: Services, ix: Interaction, conn: Conn | None = None, *, ri
     """POST [type]; ``rid`` is a server id chosen in advance (transactions resolve urn:uuid to it)."""
     rtype = known_type(ix.rtype or "")
     resource = resource_body(ix.body, rtype)
-    warnings = profile_checks.enforce(svc, resource)
+    warnings = await profile_checks.enforce(svc, resource, conn)
 
     async def run(c: Conn) -> Result:
         if ix.if_none_exist:
@@ -138,7 +138,7 @@ async def update(svc: Services, ix: Interaction, conn: Conn | None = None) -> Re
     if resource.get("id") != rid:
         raise FhirError.of(400, "invalid", f"The body's id ({str(resource.get('id'))[:64]}) must equal the id "
                            f"in the URL ({rid})", f"{rtype}.id")
-    warnings = profile_checks.enforce(svc, resource)
+    warnings = await profile_checks.enforce(svc, resource, conn)
     return _written(svc, await in_write(svc, conn, lambda c: _put(svc, c, ix, resource, rid, "PUT")), warnings)
 
 
@@ -166,7 +166,7 @@ async def conditional_update(svc: Services, ix: Interaction, conn: Conn | None =
     resource = resource_body(ix.body, rtype)
     if not ix.params:
         raise FhirError.of(400, "invalid", "Conditional update needs search parameters")
-    warnings = profile_checks.enforce(svc, resource)
+    warnings = await profile_checks.enforce(svc, resource, conn)
 
     async def run(c: Conn) -> Result:
         await c.lock(f"conditional:{rtype}")
@@ -222,7 +222,7 @@ async def patch(svc: Services, ix: Interaction, conn: Conn | None = None) -> Res
         if not isinstance(patched, dict) or patched.get("resourceType") != rtype or patched.get("id") != rid:
             raise FhirError.of(422, "processing", "A patch may not change resourceType or id")
         resource_body(patched, rtype)
-        warnings = profile_checks.enforce(svc, patched)
+        warnings = await profile_checks.enforce(svc, patched, c)
         if rtype == "SearchParameter":
             search_parameters.check(svc, patched, rid)
         stored, as_json = await svc.repo.save(c, patched, rid, current, "PATCH")

@@ -14,18 +14,32 @@ invariants + each profile); errors reject the write with 422 and the OperationOu
 back with ``Prefer: return=OperationOutcome``. A resource with no applicable profile gets only the
 structural check every write has (``checks.resource_body``): full base validation on every write would
 cost more than the write itself (``$validate`` does it on request).
+
+Reference target profiles (R4 ``ElementDefinition.type.targetProfile``): when an applicable profile (or a type
+profile / extension it names) restricts references of some resource types to constraint profiles
+(``ProfileRegistry.target_profile_types``), the resource's relative references ``Type/id`` to those types are
+looked up in the ``resource`` table — one query per type, on the caller's connection inside a transaction — and the
+validator gets ``targets``: each reference -> the ``meta.profile`` its current stored version claims, or None when
+it does not exist (or is deleted). A target claiming none of the allowed profiles rejects the write (422); a target
+not on this server is a warning. Writes with no such profile do no lookup.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from fhir_server.definitions import resource_types
 from fhir_server.interactions.services import Services
 from fhir_server.outcome import FhirError, Issue
+from fhir_server.storage.db import Conn
 
 DEFAULT_RULES = Path(__file__).resolve().parents[2] / "profiles" / "data" / "profile-rules.json"
 
@@ -77,25 +91,108 @@ def applicable_profiles(svc: Services, resource: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def validation_issues(svc: Services, resource: dict[str, Any], *, extra_profiles: list[str] | None = None
-                      ) -> list[Issue]:
+# -- reference targets on this server ---------------------------------------------------------------------------
+
+_RELATIVE = re.compile(r"([A-Z][A-Za-z]{0,63})/([A-Za-z0-9\-.]{1,64})")
+_CHUNK = 500  # ids per IN (...) list
+
+
+def relative_references(resource: Any, types: frozenset[str] | set[str] | None = None) -> list[str]:
+    """The distinct relative references ``Type/id`` (Type an R4 resource type, in ``types`` when given) of every
+    JSON object with a string ``reference`` anywhere in ``resource``, in document order."""
+    known = resource_types()
+    out: dict[str, None] = {}
+    stack = [resource]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            ref = v.get("reference")
+            if isinstance(ref, str):
+                m = _RELATIVE.fullmatch(ref)
+                if m and m.group(1) in known and (types is None or m.group(1) in types):
+                    out[ref] = None
+            stack.extend(reversed(list(v.values())))
+        elif isinstance(v, list):
+            stack.extend(reversed(v))
+    return list(out)
+
+
+def _claimed(body: Any) -> list[str]:
+    try:
+        resource = orjson.loads(body) if isinstance(body, (str, bytes)) else body
+    except orjson.JSONDecodeError:
+        return []
+    meta = resource.get("meta") if isinstance(resource, dict) else None
+    profiles = meta.get("profile") if isinstance(meta, dict) else None
+    return [p for p in profiles if isinstance(p, str)] if isinstance(profiles, list) else []
+
+
+async def fetch_targets(c: Conn, refs: Sequence[str]) -> dict[str, list[str] | None]:
+    """``refs`` (``Type/id``) -> the ``meta.profile`` of the current stored version (None: absent or deleted);
+    one query per type (per 500 ids)."""
+    targets: dict[str, list[str] | None] = dict.fromkeys(refs)
+    by_type: dict[str, list[str]] = {}
+    for ref in refs:
+        rtype, _, rid = ref.partition("/")
+        by_type.setdefault(rtype, []).append(rid)
+    for rtype, ids in by_type.items():
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i:i + _CHUNK]
+            rows = await c.all(f"SELECT id, deleted, body FROM resource WHERE rtype = %s AND id IN "
+                               f"({', '.join(['%s'] * len(chunk))})", (rtype, *chunk))
+            for rid, deleted, body in rows:
+                if not deleted and body is not None:
+                    targets[f"{rtype}/{rid}"] = _claimed(body)
+    return targets
+
+
+async def reference_targets(svc: Services, resource: dict[str, Any], profiles: Sequence[str],
+                            conn: Conn | None = None) -> dict[str, list[str] | None] | None:
+    """The ``targets`` the validator needs for ``profiles`` (None when none of them constrains reference target
+    profiles, or the resource has no relative reference to a constrained type). ``conn``: the caller's
+    transaction (its own writes are visible, and SQLite's single connection is already held by it)."""
+    from fhir_server.validation.registry import default_registry
+
+    reg = default_registry()
+    types: set[str] = set()
+    for p in profiles:
+        if reg.get(p) is not None:
+            types |= reg.target_profile_types(p)
+    if not types:
+        return None
+    refs = relative_references(resource, None if types & {"Resource", "DomainResource"} else types)
+    if not refs:
+        return None
+    if conn is not None:
+        return await fetch_targets(conn, refs)
+    async with svc.db.read() as c:
+        return await fetch_targets(c, refs)
+
+
+# -- validation -------------------------------------------------------------------------------------------------
+
+async def validation_issues(svc: Services, resource: dict[str, Any], *, extra_profiles: list[str] | None = None,
+                            conn: Conn | None = None) -> list[Issue]:
     """Full validation (base + applicable profiles + ``extra_profiles``): what ``$validate`` reports."""
     from fhir_server.validation.validator import validate
 
     profiles = list(dict.fromkeys([*applicable_profiles(svc, resource), *(extra_profiles or [])]))
-    return validate(resource, profiles=profiles)
+    targets = await reference_targets(svc, resource, profiles, conn)
+    return validate(resource, profiles=profiles, targets=targets)
 
 
-def enforce(svc: Services, resource: dict[str, Any]) -> list[Issue]:
+async def enforce(svc: Services, resource: dict[str, Any], conn: Conn | None = None) -> list[Issue]:
     """Validate ``resource`` before it is written when a profile applies: raise 422 on errors (and, with
-    ``unknown_profile = reject``, on profiles the server does not know); return the warnings."""
+    ``unknown_profile = reject``, on profiles the server does not know); return the warnings. ``conn``: the
+    write transaction the resource will be written in, if one is already open."""
     profiles = applicable_profiles(svc, resource)
     if not profiles:
         return []
     from fhir_server.validation.registry import default_registry
     from fhir_server.validation.validator import validate
 
-    issues = validate(resource, profiles=profiles)
+    targets = await reference_targets(svc, resource, profiles, conn)
+    issues = validate(resource, profiles=profiles, targets=targets)
     errors = [i for i in issues if i.severity in ("error", "fatal")]
     if svc.settings.unknown_profile == "reject":
         reg = default_registry()

@@ -63,5 +63,6 @@ async def validate(svc: Services, call: OperationCall) -> Result:
                                 (f"{rtype}.id",)))
         elif call.rid is None and not resource.get("id"):
             issues.append(Issue("error", "required", "For an update the resource must have an id", (f"{rtype}.id",)))
-    issues += profile_checks.validation_issues(svc, resource, extra_profiles=[profile] if profile else [])
+    issues += await profile_checks.validation_issues(svc, resource,
+                                                   extra_profiles=[profile] if profile else [])
     return Result(200, resource=operation_outcome(issues))

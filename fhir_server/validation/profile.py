@@ -27,6 +27,15 @@ detail.performer[0]``; messages name the profile and the rule):
   unknown complex extension) is not reported;
 * reference targets: the resource type of a relative (``Type/id``), absolute (``.../Type/id``), contained
   (``#id``) or Bundle-internal (``urn:uuid:``) reference must be one the ``targetProfile`` list allows;
+* reference target profiles, for targets on this server: when ``targets`` (relative reference ``Type/id`` -> the
+  ``meta.profile`` the stored target claims, or None when it is not on this server) has the reference and the
+  element's ``targetProfile``s for the target's type are constraint profiles (no base
+  ``http://hl7.org/fhir/StructureDefinition/<Type>`` among them), the target must claim one of them (canonical
+  match, versions ignored) or a profile derived from one (``baseDefinition`` chain) — else an error
+  (``structure``); a target not on this server is a warning (it could not be checked). A target profile the
+  registry does not know has no known type: it never makes the check fail, but a target claiming it satisfies it.
+  References not in ``targets`` (absolute, contained, ``urn:uuid:``, versioned, or resolved inside the Bundle being
+  validated) are not checked for profiles;
 * ``mustSupport``: with ``strict_must_support``, an absent mustSupport element is an ``information`` issue;
 * every FHIRPath invariant (``constraint``) of the element and of its type's root (``per-1`` is on ``Period``),
   with its ``severity`` (``invariants.py``).
@@ -39,7 +48,7 @@ extensions and reference targets, including in nested (contained, Bundle entry) 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +58,7 @@ from fhir_server.validation import bindings, invariants
 from fhir_server.validation.registry import BASE, ProfileRegistry, default_registry
 from fhir_server.validation.snapshot import SnapshotError
 
-__all__ = ["Node", "Tree", "compile_tree", "validate_against", "validate_base"]
+__all__ = ["Node", "Targets", "Tree", "compile_tree", "validate_against", "validate_base"]
 
 _RESOURCE_TYPES = resource_types()
 _PRIMITIVES = frozenset(n for n, sd in structure_definitions().items() if sd.get("kind") == "primitive-type")
@@ -236,6 +245,7 @@ class _Ctx:
     full: bool = False  # extension/type-profile content: check everything (not only what differs from base)
     top: Any = None  # the resource being validated
     owner: tuple[Node, str] | None = None  # the element (and its type) whose children are being walked
+    targets: Mapping[str, Sequence[str] | None] | None = None  # "Type/id" -> claimed profiles (None: not here)
 
 
 def _issue(ctx: _Ctx, tree: Tree, severity: str, code: str, msg: str, expr: str, key: tuple[Any, ...],
@@ -497,19 +507,33 @@ _REF = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-
 
 def _reference(ctx: _Ctx, node: Node, it: Item) -> None:
     allowed: set[str] = set()
+    profiles: list[str] = []
+    unknown = False
     for t in node.types:
         if t.get("code") != "Reference":
             continue
         for url in t.get("targetProfile") or ():
+            if not isinstance(url, str):
+                continue
+            profiles.append(url)
             typ = ctx.reg.type_of(url)
             if typ is None:
                 if not url.startswith(BASE):
-                    return  # a target profile this registry does not know: its type cannot be checked
+                    unknown = True  # a target profile this registry does not know: its type cannot be checked
+                    continue
                 typ = url[len(BASE):]
             allowed.add(typ)
-    if not allowed or "Resource" in allowed:
+    if not profiles:
         return
     ref = it.value.get("reference")
+    if not unknown and allowed and "Resource" not in allowed and not _reference_type(ctx, node, it, allowed, ref):
+        return
+    if ctx.targets is not None and isinstance(ref, str) and ref in ctx.targets:
+        _reference_target_profile(ctx, node, it, ref, profiles)
+
+
+def _reference_type(ctx: _Ctx, node: Node, it: Item, allowed: set[str], ref: Any) -> bool:
+    """The referenced type is one ``allowed`` (an error issue and False when not)."""
     target = None
     if isinstance(ref, str):
         if ref.startswith("#"):
@@ -528,7 +552,56 @@ def _reference(ctx: _Ctx, node: Node, it: Item) -> None:
             _issue(ctx, node.tree, "error", "structure",
                    f"reference to a {t} is not allowed here (element {node.id} allows "
                    f"{', '.join(sorted(allowed))})", it.expr, ("ref", it.expr), node.source)
+            return False
+    return True
+
+
+_ANY_TYPE = ("Resource", "DomainResource")
+
+
+def _reference_target_profile(ctx: _Ctx, node: Node, it: Item, ref: str, profiles: list[str]) -> None:
+    """``ref`` (a key of ``ctx.targets``) must reach a resource claiming one of the constraint profiles the element
+    allows for its type (or a profile derived from one)."""
+    rtype = ref.partition("/")[0]
+    required: list[str] = []
+    for url in profiles:
+        sd = ctx.reg.get(url)
+        if sd is None:
+            if url.startswith(BASE) and url[len(BASE):].split("|")[0] in (rtype, *_ANY_TYPE):
+                return  # the base definition of the type (or any resource) is allowed
+            continue
+        if sd.get("type") not in (rtype, *_ANY_TYPE):
+            continue
+        if sd.get("derivation") != "constraint":
+            return  # the base definition is allowed: any resource of the type will do
+        required.append(url.split("|")[0])
+    if not required or _in_bundle(ctx, ref):
+        return
+    required = list(dict.fromkeys(required))
+    wanted = " or ".join(required)
+    claimed = ctx.targets.get(ref) if ctx.targets is not None else None
+    if claimed is None:
+        _issue(ctx, node.tree, "warning", "not-found",
+               f"the target profile ({wanted}) of element {node.id} could not be checked: {ref} is not on this server",
+               it.expr, ("ref-profile-missing", it.expr, tuple(required)), node.source)
+        return
+    accepted = {u.split("|")[0] for u in profiles if u.split("|")[0] in required or ctx.reg.get(u) is None}
+    claims = [c for c in claimed if isinstance(c, str)]
+    for c in claims:
+        if c.split("|")[0] in accepted or any(ctx.reg.derives_from(c, r) for r in required):
             return
+    said = f"claims {', '.join(claims)}" if claims else "claims no profile (meta.profile)"
+    _issue(ctx, node.tree, "error", "structure",
+           f"element {node.id} must reference a {rtype} conforming to {wanted}, but {ref} {said}",
+           it.expr, ("ref-profile", it.expr, tuple(required)), node.source)
+
+
+def _in_bundle(ctx: _Ctx, ref: str) -> bool:
+    """Inside a Bundle being validated, a relative reference that an entry's fullUrl resolves stays in the Bundle."""
+    if not isinstance(ctx.top, dict) or ctx.top.get("resourceType") != "Bundle":
+        return False
+    tail = "/" + ref
+    return any(k == ref or k.endswith(tail) for k in _bundle_types(ctx))
 
 
 def _bundle_types(ctx: _Ctx) -> dict[str, str]:
@@ -803,7 +876,8 @@ def _pattern_match(pattern: Any, value: Any) -> bool:
 
 
 def _conforms(ctx: _Ctx, s: Node, it: Item) -> bool:
-    sub = _Ctx(ctx.reg, False, False, ctx.root, ctx.resource, [], ctx.bundle_types, full=ctx.full, top=ctx.top)
+    sub = _Ctx(ctx.reg, False, False, ctx.root, ctx.resource, [], ctx.bundle_types, full=ctx.full, top=ctx.top,
+               targets=ctx.targets)
     _item(sub, s, it)
     return not any(i.severity in ("error", "fatal") for i, _ in sub.out)
 
@@ -813,7 +887,7 @@ def _conforms_profile(ctx: _Ctx, url: str, value: Any) -> bool:
     if tree is None or tree.root is None or not isinstance(value, dict):
         return False
     sub = _Ctx(ctx.reg, False, False, ctx.root, value if "resourceType" in value else ctx.resource, [],
-               ctx.bundle_types, top=ctx.top)
+               ctx.bundle_types, top=ctx.top, targets=ctx.targets)
     _item(sub, tree.root, Item(value, None, tree.type, tree.type), as_root=True)
     return not any(i.severity in ("error", "fatal") for i, _ in sub.out)
 
@@ -827,12 +901,15 @@ def _show(v: Any) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 
+Targets = Mapping[str, Sequence[str] | None]
+
+
 def _run(resource: dict[str, Any], url: str, *, base: bool, strict_must_support: bool,
-         registry: ProfileRegistry | None) -> list[tuple[Issue, tuple[Any, ...]]]:
+         registry: ProfileRegistry | None, targets: Targets | None = None) -> list[tuple[Issue, tuple[Any, ...]]]:
     reg = registry or default_registry()
     tree = compile_tree(url, reg)
     rt = resource.get("resourceType")
-    ctx = _Ctx(reg, base, strict_must_support, resource, resource, [], top=resource)
+    ctx = _Ctx(reg, base, strict_must_support, resource, resource, [], top=resource, targets=targets)
     if tree.type != rt:
         _issue(ctx, tree, "error", "structure", f"a {rt} cannot conform to a profile on {tree.type}", str(rt),
                ("profile-type", url))
@@ -844,27 +921,32 @@ def _run(resource: dict[str, Any], url: str, *, base: bool, strict_must_support:
     return ctx.out
 
 
-def validate_base(resource: dict[str, Any], *, registry: ProfileRegistry | None = None
-                  ) -> list[tuple[Issue, tuple[Any, ...]]]:
+def validate_base(resource: dict[str, Any], *, registry: ProfileRegistry | None = None,
+                  targets: Targets | None = None) -> list[tuple[Issue, tuple[Any, ...]]]:
     """The base pass (invariants, required bindings, extensions, reference targets) with dedupe keys."""
-    return _run(resource, BASE + resource["resourceType"], base=True, strict_must_support=False, registry=registry)
+    return _run(resource, BASE + resource["resourceType"], base=True, strict_must_support=False, registry=registry,
+                targets=targets)
 
 
 def validate_profile(resource: dict[str, Any], url: str, *, strict_must_support: bool = False,
-                     registry: ProfileRegistry | None = None) -> list[tuple[Issue, tuple[Any, ...]]]:
+                     registry: ProfileRegistry | None = None, targets: Targets | None = None
+                     ) -> list[tuple[Issue, tuple[Any, ...]]]:
     """The profile pass with dedupe keys (KeyError for an unknown profile)."""
-    return _run(resource, url, base=False, strict_must_support=strict_must_support, registry=registry)
+    return _run(resource, url, base=False, strict_must_support=strict_must_support, registry=registry,
+                targets=targets)
 
 
 def validate_against(resource: dict[str, Any], profile_url: str, *, strict_must_support: bool = False,
-                     registry: ProfileRegistry | None = None) -> list[Issue]:
+                     registry: ProfileRegistry | None = None, targets: Targets | None = None) -> list[Issue]:
     """Problems of ``resource`` against the profile ``profile_url`` (what differs from the base R4 definition of its
-    type, plus the profile's own rules). Unknown ``profile_url``: one warning issue."""
+    type, plus the profile's own rules). Unknown ``profile_url``: one warning issue. ``targets``: see the module
+    docstring (reference target profiles)."""
     reg = registry or default_registry()
     if reg.get(profile_url) is None:
         return [Issue("warning", "not-found", f"unknown profile {profile_url}")]
     try:
-        return dedupe(validate_profile(resource, profile_url, strict_must_support=strict_must_support, registry=reg))
+        return dedupe(validate_profile(resource, profile_url, strict_must_support=strict_must_support, registry=reg,
+                                       targets=targets))
     except SnapshotError as e:
         return [Issue("error", "processing", f"profile {profile_url} cannot be used: {e}")]
 

@@ -4,6 +4,11 @@
 the generated snapshot (``snapshot(url)``, see ``snapshot.py``) and the compiled validation tree (``profile.py``).
 ``add(sd)`` / ``remove(url)`` drop the caches that may depend on the changed definition (all of them: profiles can
 derive from profiles).
+
+Reference target profiles (FHIR R4 ``ElementDefinition.type.targetProfile``): ``is_constraint(url)``,
+``derives_from(url, ancestor)`` (the ``baseDefinition`` chain) and ``target_profile_types(url)`` (the resource types
+whose references a profile — or a type profile / extension it uses — restricts to constraint profiles: a write that
+claims such a profile needs the stored targets' ``meta.profile``, see ``interactions/profile_checks.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class ProfileRegistry:
         self._snapshots: dict[str, list[dict[str, Any]]] = {}
         self.problems: dict[str, list[str]] = {}  # url -> snapshot generation problems
         self.trees: dict[str, Any] = {}  # url -> compiled tree (filled by profile.py)
+        self._target_types: dict[str, frozenset[str]] = {}  # url -> target_profile_types(url)
         self._lock = threading.RLock()
         for sd in structure_definitions().values():
             self._sds[sd["url"]] = sd
@@ -68,6 +74,7 @@ class ProfileRegistry:
         self._snapshots.clear()
         self.trees.clear()
         self.problems.clear()
+        self._target_types.clear()
 
     def get(self, url: str) -> dict[str, Any] | None:
         """The StructureDefinition with this canonical url (a ``|version`` suffix is ignored)."""
@@ -86,6 +93,63 @@ class ProfileRegistry:
         """The resource or data type a profile constrains (``Observation`` for vitalsigns)."""
         sd = self.get(url)
         return None if sd is None else sd.get("type")
+
+    def is_constraint(self, url: str) -> bool:
+        """``url`` is a known constraint profile (not a base type / resource definition)."""
+        sd = self.get(url)
+        return sd is not None and sd.get("derivation") == "constraint"
+
+    def derives_from(self, url: str, ancestor: str) -> bool:
+        """The profile ``url`` is ``ancestor`` or derives from it through its ``baseDefinition`` chain (versions
+        ignored); the chain ends at the first url this registry does not know."""
+        want = ancestor.split("|")[0]
+        cur: str | None = url.split("|")[0]
+        seen: set[str] = set()
+        while cur and cur not in seen:
+            if cur == want:
+                return True
+            seen.add(cur)
+            sd = self.get(cur)
+            base = sd.get("baseDefinition") if sd is not None else None
+            cur = base.split("|")[0] if isinstance(base, str) else None
+        return False
+
+    def target_profile_types(self, url: str) -> frozenset[str]:
+        """The resource types that references in ``url`` (its snapshot, and the type profiles / extensions its
+        elements name, recursively) must reach in a conforming *constraint* profile (a ``targetProfile`` naming a
+        profile, not just ``http://hl7.org/fhir/StructureDefinition/<Type>``). Empty: no reference of a resource
+        conforming to ``url`` needs its target's claimed profiles. Unknown urls and unusable snapshots give empty."""
+        key = url.split("|")[0]
+        found = self._target_types.get(key)
+        if found is None:
+            with self._lock:
+                found = self._collect_target_types(key, set())
+                self._target_types[key] = found
+        return found
+
+    def _collect_target_types(self, url: str, stack: set[str]) -> frozenset[str]:
+        done = self._target_types.get(url)
+        if done is not None:
+            return done
+        if url in stack or self.get(url) is None:
+            return frozenset()
+        stack.add(url)
+        try:
+            elements = self.snapshot(url)
+        except (KeyError, SnapshotError):
+            return frozenset()
+        out: set[str] = set()
+        for el in elements:
+            for t in el.get("type") or ():
+                if t.get("code") == "Reference":
+                    for tp in t.get("targetProfile") or ():
+                        sd = self.get(tp) if isinstance(tp, str) else None
+                        if sd is not None and sd.get("derivation") == "constraint" and isinstance(sd.get("type"), str):
+                            out.add(sd["type"])
+                for prof in t.get("profile") or ():  # extensions, data type profiles, profiled nested resources
+                    if isinstance(prof, str) and self.is_constraint(prof):
+                        out |= self._collect_target_types(prof.split("|")[0], stack)
+        return frozenset(out)
 
     # -- snapshots ----------------------------------------------------------------------------------------------
     def snapshot(self, url: str) -> list[dict[str, Any]]:

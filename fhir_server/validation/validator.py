@@ -1,6 +1,6 @@
 """The validator's public entry point: base R4 structure + base invariants + profiles.
 
-``validate(resource, *, profiles=(), strict_must_support=False) -> list[Issue]`` combines
+``validate(resource, *, profiles=(), targets=None, strict_must_support=False) -> list[Issue]`` combines
 
 1. ``structure.validate_structure`` (unknown elements, cardinality, primitive formats, required elements, choice
    types against the base R4 definitions);
@@ -10,6 +10,12 @@
 3. each profile in ``profiles`` (``profile.validate_against``); an unknown profile url gives a warning
    ``unknown profile …``.
 
+``targets`` (optional) maps relative references ``Type/id`` to the canonical urls the stored target claims in its
+``meta.profile`` (None: the target is not on this server). With it, a reference whose element allows only constraint
+profiles for the target's type (``type.targetProfile``) must reach a target claiming one of them or a profile
+derived from one (an error otherwise; a warning when the target is not on this server). References that are not
+keys of ``targets`` get no profile check (``profile.py``, "reference target profiles").
+
 The same finding reached by two passes (a base invariant, an extension) is reported once; at most
 ``structure.MAX_ISSUES`` errors and as many warnings/information issues are returned (plus one saying the list
 was cut).
@@ -17,7 +23,7 @@ was cut).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fhir_server.definitions import resource_types
@@ -30,7 +36,8 @@ from fhir_server.validation.structure import MAX_ISSUES, validate_structure
 __all__ = ["validate"]
 
 
-def validate(resource: dict[str, Any], *, profiles: Sequence[str] = (), strict_must_support: bool = False,
+def validate(resource: dict[str, Any], *, profiles: Sequence[str] = (),
+             targets: Mapping[str, Sequence[str] | None] | None = None, strict_must_support: bool = False,
              registry: ProfileRegistry | None = None) -> list[Issue]:
     """All problems of ``resource`` (parsed JSON) against base R4 and ``profiles``; no error issue = valid."""
     issues = list(validate_structure(resource))
@@ -45,13 +52,14 @@ def validate(resource: dict[str, Any], *, profiles: Sequence[str] = (), strict_m
                 seen.add(key)
                 issues.append(issue)
 
-    add(validate_base(resource, registry=reg))
+    add(validate_base(resource, registry=reg, targets=targets))
     for url in profiles:
         if reg.get(url) is None:
             issues.append(Issue("warning", "not-found", f"unknown profile {url}"))
             continue
         try:
-            add(validate_profile(resource, url, strict_must_support=strict_must_support, registry=reg))
+            add(validate_profile(resource, url, strict_must_support=strict_must_support, registry=reg,
+                                 targets=targets))
         except SnapshotError as e:
             issues.append(Issue("error", "processing", f"profile {url} cannot be used: {e}"))
     return _cap(issues)

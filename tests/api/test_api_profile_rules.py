@@ -3,6 +3,7 @@ matching a FHIRPath condition, whether or not they declare it in meta.profile.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from fhir_server.config import Settings
@@ -28,4 +29,5 @@ def test_rules_select_profiles_by_type_and_fhirpath(tmp_path):
     assert profile_checks.applicable_profiles(svc, icp) == ["http://example.org/declared", "http://example.org/icp"]
     assert profile_checks.applicable_profiles(svc, other) == []
     assert profile_checks.applicable_profiles(svc, {"resourceType": "Patient"}) == ["http://example.org/member"]
-    assert profile_checks.enforce(svc, other) == []  # no profile applies: nothing beyond the structural check
+    # no profile applies: nothing beyond the structural check
+    assert asyncio.run(profile_checks.enforce(svc, other)) == []
