@@ -6,9 +6,11 @@ the validator and the terminology service know.
   in memory by the validator and the terminology service; they are not copied into the database
   (as HAPI FHIR's validation support chain: ~2,200 read-only resources would slow every fresh
   start and every search over conformance types).
-* The CARES guide's own content (``profiles/data/ig/*.json``, ``terminology/data/cares/*.json``) is
-  upserted into the database at start when missing or changed, so it is readable and searchable at
-  ``/fhir/StructureDefinition`` etc. like anything written through the API.
+* The CARES guide's own content (``profiles/data/ig/*.json``, ``terminology/data/cares/*.json``:
+  StructureDefinitions, ValueSets, CodeSystems, SearchParameters, a CapabilityStatement) is PUT
+  through the API's update at start when missing or changed, so it is readable and searchable at
+  ``/fhir/StructureDefinition`` etc. like anything written through the API, and its SearchParameters
+  are in force (index rows of existing resources need ``$reindex``).
 * Writes/deletes through the API update the in-memory registries right away (``saved``/``deleted``,
   called by ``crud``); a server also loads every stored one at start (``load_stored``).
 """
@@ -23,10 +25,13 @@ import orjson
 
 from fhir_server.interactions import capability
 from fhir_server.interactions.services import Services
+from fhir_server.outcome import FhirError
 
 log = logging.getLogger(__name__)
 
 TYPES = ("StructureDefinition", "ValueSet", "CodeSystem")
+#: what the guide ships: the conformance types plus its SearchParameters and CapabilityStatement
+SHIPPED_TYPES = (*TYPES, "SearchParameter", "CapabilityStatement")
 ROOT = Path(__file__).resolve().parents[2]
 #: where the repository's own conformance resources live (FHIR JSON, one resource or Bundle per file)
 SHIPPED_DIRS = (ROOT / "profiles" / "data" / "ig", ROOT / "terminology" / "data" / "cares")
@@ -78,7 +83,7 @@ def shipped_resources() -> list[dict[str, Any]]:
                 out += [e["resource"] for e in data.get("entry", []) if "resource" in e]
             else:
                 out.append(data)
-    return [r for r in out if r.get("resourceType") in TYPES and r.get("id")]
+    return [r for r in out if r.get("resourceType") in SHIPPED_TYPES and r.get("id")]
 
 
 async def load_shipped(svc: Services) -> int:
@@ -90,9 +95,14 @@ async def load_shipped(svc: Services) -> int:
             old = {k: v for k, v in orjson.loads(current.body).items() if k != "meta"}
             if old == {k: v for k, v in resource.items() if k != "meta"}:
                 continue  # unchanged (meta holds the server's versionId/lastUpdated)
-        async with svc.db.write() as c:
-            cur = await svc.repo.current_for_update(c, resource["resourceType"], resource["id"])
-            await svc.repo.save(c, resource, resource["id"], cur, "PUT")
+        # through the API's own update: structure and profile checks, SearchParameter registration, hooks
+        from fhir_server.interactions import crud
+        from fhir_server.interactions.request import Interaction
+
+        try:
+            await crud.update(svc, Interaction("PUT", resource["resourceType"], resource["id"], body=resource))
+        except FhirError as e:  # a packaging bug: refuse to start rather than serve half a guide
+            raise RuntimeError(f"shipped {resource['resourceType']}/{resource['id']} is invalid: {e}") from None
         changed += 1
     if changed:
         log.info("conformance resources shipped with the server: %d stored or updated", changed)
