@@ -192,7 +192,7 @@ async def enforce(svc: Services, resource: dict[str, Any], conn: Conn | None = N
     from fhir_server.validation.validator import validate
 
     targets = await reference_targets(svc, resource, profiles, conn)
-    issues = validate(resource, profiles=profiles, targets=targets)
+    issues = validate(resource, profiles=profiles, targets=targets, structure_checked=True)
     errors = [i for i in issues if i.severity in ("error", "fatal")]
     if svc.settings.unknown_profile == "reject":
         reg = default_registry()

@@ -344,6 +344,11 @@ def _walk(ctx: _Ctx, obj: dict[str, Any], node: Node, code: str, expr: str) -> N
     ctx.owner = (node, code)
     try:
         for child in kids.values():
+            name = child.name
+            if not name.endswith("[x]") and name not in obj and "_" + name not in obj and (
+                    ctx.base or not (child.min > 0 or (ctx.strict_ms and child.must_support)
+                                     or any(s.min > 0 for s in child.slices))):
+                continue  # absent, and nothing to say about its absence (most elements: a fast path)
             _element(ctx, child, _items(obj, child, kids, expr), expr)
     finally:
         ctx.owner = saved

@@ -38,9 +38,11 @@ __all__ = ["validate"]
 
 def validate(resource: dict[str, Any], *, profiles: Sequence[str] = (),
              targets: Mapping[str, Sequence[str] | None] | None = None, strict_must_support: bool = False,
-             registry: ProfileRegistry | None = None) -> list[Issue]:
-    """All problems of ``resource`` (parsed JSON) against base R4 and ``profiles``; no error issue = valid."""
-    issues = list(validate_structure(resource))
+             registry: ProfileRegistry | None = None, structure_checked: bool = False) -> list[Issue]:
+    """All problems of ``resource`` (parsed JSON) against base R4 and ``profiles``; no error issue = valid.
+    ``structure_checked``: the caller already ran ``validate_structure`` and found no error (the write
+    path does, for every resource), so step 1 is skipped."""
+    issues = [] if structure_checked else list(validate_structure(resource))
     if not isinstance(resource, dict) or resource.get("resourceType") not in resource_types():
         return issues
     reg = registry or default_registry()
