@@ -42,18 +42,49 @@ def not_found(rtype: str, rid: str) -> FhirError:
     return FhirError.of(404, "not-found", f"{rtype}/{rid[:64]} is not known")
 
 
-def _written(svc: Services, result: Result, warnings: list[Issue] | None = None) -> Result:
+def _written(svc: Services, result: Result, warnings: list[Issue] | None = None, conn: Conn | None = None) -> Result:
     """After a write: a SearchParameter written changes the search parameters in force; conformance
-    resources (StructureDefinition, ValueSet, CodeSystem) change what validation knows; profile
-    warnings join the result (``Prefer: return=OperationOutcome`` shows them)."""
-    if result.stored_json is not None and result.stored is not None:
-        if result.stored.rtype == "SearchParameter":
-            search_parameters.saved(svc, result.stored_json)
-        elif result.stored.rtype in conformance.TYPES:
-            conformance.saved(result.stored_json)
+    resources (StructureDefinition, ValueSet, CodeSystem) change what validation knows — at once, so
+    later entries of the same transaction see them, and undone if that transaction (``conn``) rolls back.
+    Profile warnings join the result (``Prefer: return=OperationOutcome`` shows them)."""
+    stored = result.stored
+    if result.stored_json is not None and stored is not None and _has_hooks(stored.rtype):
+        _saved_hooks(svc, result.stored_json)
+        if conn is not None:
+            _resync_on_rollback(svc, conn, stored.rtype, stored.id, result.stored_json)
     if warnings:
         result.issues = [*warnings, *result.issues]
     return result
+
+
+def _has_hooks(rtype: str) -> bool:
+    return rtype == "SearchParameter" or rtype in conformance.TYPES
+
+
+def _saved_hooks(svc: Services, resource: dict[str, Any]) -> None:
+    if resource["resourceType"] == "SearchParameter":
+        search_parameters.saved(svc, resource)
+    else:
+        conformance.saved(resource)
+
+
+def _deleted_hooks(svc: Services, rtype: str, rid: str, body: str | None) -> None:
+    if rtype == "SearchParameter":
+        search_parameters.deleted(svc, rid)
+    else:
+        conformance.deleted(rtype, body)
+
+
+def _resync_on_rollback(svc: Services, conn: Conn, rtype: str, rid: str, seen: dict[str, Any] | None) -> None:
+    """If ``conn``'s transaction rolls back, make the in-memory registries match the database again for
+    ``rtype/rid`` (``seen``: the version the hooks were given)."""
+    async def resync() -> None:
+        stored = await svc.repo.read(rtype, rid)
+        if stored is not None and not stored.deleted and stored.body:
+            _saved_hooks(svc, orjson.loads(stored.body))
+        else:
+            _deleted_hooks(svc, rtype, rid, orjson.dumps(seen).decode() if seen is not None else None)
+    conn.on_rollback(resync)
 
 
 def _check_if_match(ix: Interaction, current: Stored | None) -> None:
@@ -127,7 +158,7 @@ async def create(svc: Services, ix: Interaction, conn: Conn | None = None, *, ri
         stored, as_json = await svc.repo.save(c, resource, rid or str(uuid.uuid4()), None, "POST", fresh_id=True)
         return Result(201, stored=stored, location=True, stored_json=as_json)
 
-    return _written(svc, await in_write(svc, conn, run), warnings)
+    return _written(svc, await in_write(svc, conn, run), warnings, conn)
 
 
 # ------------------------------------------------------------------------------------------ update
@@ -139,7 +170,8 @@ async def update(svc: Services, ix: Interaction, conn: Conn | None = None) -> Re
         raise FhirError.of(400, "invalid", f"The body's id ({str(resource.get('id'))[:64]}) must equal the id "
                            f"in the URL ({rid})", f"{rtype}.id")
     warnings = await profile_checks.enforce(svc, resource, conn)
-    return _written(svc, await in_write(svc, conn, lambda c: _put(svc, c, ix, resource, rid, "PUT")), warnings)
+    return _written(svc, await in_write(svc, conn, lambda c: _put(svc, c, ix, resource, rid, "PUT")), warnings,
+                    conn)
 
 
 async def _put(svc: Services, c: Conn, ix: Interaction, resource: dict[str, Any], rid: str, method: str) -> Result:
@@ -183,7 +215,7 @@ async def conditional_update(svc: Services, ix: Interaction, conn: Conn | None =
             rid = valid_id(body_id) if isinstance(body_id, str) else str(uuid.uuid4())
         return await _put(svc, c, ix, resource, rid, "PUT")
 
-    return _written(svc, await in_write(svc, conn, run), warnings)
+    return _written(svc, await in_write(svc, conn, run), warnings, conn)
 
 
 # ------------------------------------------------------------------------------------------ patch
@@ -228,7 +260,7 @@ async def patch(svc: Services, ix: Interaction, conn: Conn | None = None) -> Res
         stored, as_json = await svc.repo.save(c, patched, rid, current, "PATCH")
         return Result(200, stored=stored, location=True, stored_json=as_json, issues=warnings)
 
-    return _written(svc, await in_write(svc, conn, run))
+    return _written(svc, await in_write(svc, conn, run), None, conn)
 
 
 # ------------------------------------------------------------------------------------------ delete
@@ -243,14 +275,12 @@ async def delete(svc: Services, ix: Interaction, conn: Conn | None = None) -> Re
         if current.deleted:  # deleting a deleted resource changes nothing
             return Result(204, headers={"ETag": f'W/"{current.version}"'})
         done = await svc.repo.delete(c, current)
-        if rtype in conformance.TYPES:
-            conformance.deleted(rtype, current.body)
+        if _has_hooks(rtype):
+            _deleted_hooks(svc, rtype, rid, current.body)
+            _resync_on_rollback(svc, c, rtype, rid, None)
         return Result(204, headers={"ETag": f'W/"{done.version}"'})
 
-    result = await in_write(svc, conn, run)
-    if rtype == "SearchParameter":
-        search_parameters.deleted(svc, rid)
-    return result
+    return await in_write(svc, conn, run)
 
 
 async def conditional_delete(svc: Services, ix: Interaction, conn: Conn | None = None) -> Result:
@@ -269,10 +299,9 @@ async def conditional_delete(svc: Services, ix: Interaction, conn: Conn | None =
             current = await svc.repo.current_for_update(c, rtype, m.id)
             if current is not None and not current.deleted:
                 await svc.repo.delete(c, current)
-                if rtype == "SearchParameter":
-                    search_parameters.deleted(svc, m.id)
-                elif rtype in conformance.TYPES:
-                    conformance.deleted(rtype, current.body)
+                if _has_hooks(rtype):
+                    _deleted_hooks(svc, rtype, m.id, current.body)
+                    _resync_on_rollback(svc, c, rtype, m.id, None)
         if not matches:  # as HAPI FHIR: 200 with an outcome saying nothing was deleted
             return Result(200, issues=[Issue("warning", "not-found", "No resource matched; nothing was deleted")])
         return Result(200, issues=[Issue("information", "informational", f"Deleted {len(matches)} resource(s)")])

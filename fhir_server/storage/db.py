@@ -17,7 +17,7 @@ import asyncio
 import hashlib
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,15 @@ class Conn(ABC):
         """A fresh ``resource.rkey`` when the backend can hand one out without a round trip, else None
         (the caller then lets the INSERT assign it)."""
         return None
+
+    def on_rollback(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Await ``fn`` if this transaction rolls back (after the connection is released): undoes what a
+        write did in memory — a SearchParameter or profile registered before a later entry failed."""
+        self.__dict__.setdefault("_rollback_hooks", []).append(fn)
+
+    async def rolled_back(self) -> None:
+        for fn in self.__dict__.pop("_rollback_hooks", []):
+            await fn()
 
     def count_delta(self, rtype: str, delta: int) -> None:
         """Add ``delta`` to the number of live ``rtype`` resources (``resource_count``) when this write
@@ -317,15 +326,25 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:
-        async with self._pool.connection() as c:
-            conn = _PgWriteConn(c, self._rkeys)
-            try:
-                yield conn
-            except BaseException:
-                await conn.rollback()
-                raise
-            await conn.commit()
-            self._statistics.wrote()
+        failed: Conn | None = None
+        try:
+            async with self._pool.connection() as c:
+                conn = _PgWriteConn(c, self._rkeys)
+                try:
+                    yield conn
+                except BaseException:
+                    await conn.rollback()
+                    failed = conn
+                    raise
+                try:
+                    await conn.commit()
+                except BaseException:
+                    failed = conn
+                    raise
+                self._statistics.wrote()
+        finally:
+            if failed is not None:
+                await failed.rolled_back()
 
 
 # --------------------------------------------------------------------------------------------- SQLite
@@ -418,14 +437,20 @@ class SqliteDatabase(Database):
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:
-        async with self._lock:
-            c = self._conn
-            c.execute("BEGIN IMMEDIATE")
-            try:
+        failed: Conn | None = None
+        try:
+            async with self._lock:
+                c = self._conn
+                c.execute("BEGIN IMMEDIATE")
                 conn = _SqliteWriteConn(c)
-                yield conn
-                conn.flush_counts()
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
-            c.execute("COMMIT")
+                try:
+                    yield conn
+                    conn.flush_counts()
+                except BaseException:
+                    c.execute("ROLLBACK")
+                    failed = conn
+                    raise
+                c.execute("COMMIT")
+        finally:
+            if failed is not None:  # outside the lock: the hooks read the database
+                await failed.rolled_back()

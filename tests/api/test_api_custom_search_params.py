@@ -182,3 +182,23 @@ def test_reindex_routes(fhir):
     assert r.status_code == 404 and r.json()["issue"][0]["code"] == "not-supported"
     assert fhir.post("$meta").status_code == 404
     assert fhir.post("Patient/x/$reindex").status_code == 404
+
+
+def test_search_parameter_from_a_failed_transaction_is_not_in_force(fhir, tag):
+    code = f"rb{tag.replace('-', '')[:20]}".lower()
+    sp = {"resourceType": "SearchParameter", "id": f"sp-{tag}", "url": f"http://example.org/sp/{tag}",
+          "name": code, "status": "active", "description": "rolled back", "code": code, "base": ["Basic"],
+          "type": "string", "expression": "Basic.code.text"}
+    failing = {"resource": {"resourceType": "Patient", "id": f"p-{tag}"},
+               "request": {"method": "PUT", "url": f"Patient/p-{tag}", "ifMatch": 'W/"99"'}}  # 412
+    strict = {"Prefer": "handling=strict"}
+    r = fhir.post("", json={"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": sp, "request": {"method": "PUT", "url": f"SearchParameter/sp-{tag}"}}, failing]})
+    assert r.status_code >= 400
+    assert fhir.get("Basic", params={code: "x"}, headers=strict).status_code == 400  # not in force
+    assert fhir.put(f"SearchParameter/sp-{tag}", json=sp).status_code == 201
+    assert fhir.get("Basic", params={code: "x"}, headers=strict).status_code == 200
+    r = fhir.post("", json={"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "DELETE", "url": f"SearchParameter/sp-{tag}"}}, failing]})
+    assert r.status_code >= 400
+    assert fhir.get("Basic", params={code: "x"}, headers=strict).status_code == 200  # the delete was undone

@@ -145,3 +145,19 @@ def test_profile_in_a_transaction_is_enforced_atomically(fhir, profile, tag):
 def test_stored_profile_is_searchable(fhir, profile):
     r = fhir.get("StructureDefinition", params={"url": profile})
     assert r.status_code == 200 and [e["resource"]["url"] for e in r.json()["entry"]] == [profile]
+
+
+def test_profile_from_a_failed_transaction_is_not_kept(fhir, tag):
+    url, sd = _profile(f"rolled-back-{tag}")
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": sd, "request": {"method": "PUT", "url": f"StructureDefinition/{sd['id']}"}},
+        {"resource": {"resourceType": "Patient"}, "request": {"method": "PUT", "url": "Patient/x",
+                                                             "ifMatch": 'W/"99"'}}]}  # fails: 412
+    r = fhir.post("", json=bundle, headers=FHIR_JSON)
+    assert r.status_code >= 400, r.text
+    assert fhir.get(f"StructureDefinition/{sd['id']}").status_code == 404
+    # the profile was registered while the transaction ran; the rollback took it back out
+    claims = {"resourceType": "Patient", "meta": {"profile": [url]}}
+    r = fhir.post("Patient", json=claims, headers=WANT_OO)
+    assert r.status_code == 201, r.text
+    assert any("unknown profile" in i["diagnostics"] for i in _issues(r.json(), "warning")), r.json()
