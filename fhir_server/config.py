@@ -34,6 +34,8 @@ class Settings:
     profile_rules: str = ""
     #: a meta.profile the server does not know: "warn" (default) or "reject" (422)
     unknown_profile: str = "warn"
+    #: $validate also reports absent mustSupport elements of the profiles (information issues)
+    strict_must_support: bool = False
 
     @property
     def fhir_base(self) -> str:

@@ -173,12 +173,15 @@ async def reference_targets(svc: Services, resource: dict[str, Any], profiles: S
 
 async def validation_issues(svc: Services, resource: dict[str, Any], *, extra_profiles: list[str] | None = None,
                             conn: Conn | None = None) -> list[Issue]:
-    """Full validation (base + applicable profiles + ``extra_profiles``): what ``$validate`` reports."""
+    """Full validation (base + applicable profiles + ``extra_profiles``): what ``$validate`` reports; with
+    the ``strict_must_support`` setting, absent mustSupport elements of the profiles are reported too
+    (information issues)."""
     from fhir_server.validation.validator import validate
 
     profiles = list(dict.fromkeys([*applicable_profiles(svc, resource), *(extra_profiles or [])]))
     targets = await reference_targets(svc, resource, profiles, conn)
-    return validate(resource, profiles=profiles, targets=targets)
+    return validate(resource, profiles=profiles, targets=targets,
+                    strict_must_support=svc.settings.strict_must_support)
 
 
 async def enforce(svc: Services, resource: dict[str, Any], conn: Conn | None = None) -> list[Issue]:
