@@ -32,17 +32,20 @@ def load_bundles() -> list[tuple[str, dict[str, Any]]]:
 
 
 async def load_demo_if_empty(svc: Services) -> int:
-    """Post every demo Bundle as a transaction when the store holds no resource at all.
+    """Post every demo Bundle as a transaction when the store holds no clinical data (the conformance
+    resources the server stores at start do not count).
 
     Returns the number of Bundles loaded (0 when the database already had data). A failing
     Bundle raises ``RuntimeError`` naming the file; each Bundle is its own transaction, so the
     ones before it stay loaded.
     """
     from fhir_server.interactions import bundle
+    from fhir_server.interactions.conformance import SHIPPED_TYPES
     from fhir_server.outcome import FhirError
 
     async with svc.db.read() as c:
-        if await c.one("SELECT 1 FROM resource LIMIT 1") is not None:
+        marks = ", ".join(["%s"] * len(SHIPPED_TYPES))
+        if await c.one(f"SELECT 1 FROM resource WHERE rtype NOT IN ({marks}) LIMIT 1", SHIPPED_TYPES) is not None:
             return 0
     loaded = 0
     for name, doc in load_bundles():

@@ -43,16 +43,19 @@ class ProfileRegistry:
         self.problems: dict[str, list[str]] = {}  # url -> snapshot generation problems
         self.trees: dict[str, Any] = {}  # url -> compiled tree (filled by profile.py)
         self._target_types: dict[str, frozenset[str]] = {}  # url -> target_profile_types(url)
+        self._pinned: frozenset[str] = frozenset()  # urls known in one version only: `url|other` is unknown
         self._lock = threading.RLock()
         for sd in structure_definitions().values():
             self._sds[sd["url"]] = sd
         for sd in _base_constraint_types():
             self._sds.setdefault(sd["url"], sd)
         if vendored:
-            from profiles import extension_definitions, other_profiles
+            from profiles import extension_definitions, other_profiles, uscore_profiles
 
             self._sds.update(extension_definitions())
             self._sds.update(other_profiles())
+            self._sds.update(uscore_profiles())  # US Core 5.0.1 (the CARES member profile derives from it)
+            self._pinned = frozenset(uscore_profiles())  # a claim of us-core-patient|9.0.0 is not 5.0.1
 
     # -- membership ---------------------------------------------------------------------------------------------
     def add(self, sd: dict[str, Any]) -> None:
@@ -77,10 +80,14 @@ class ProfileRegistry:
         self._target_types.clear()
 
     def get(self, url: str) -> dict[str, Any] | None:
-        """The StructureDefinition with this canonical url (a ``|version`` suffix is ignored)."""
+        """The StructureDefinition with this canonical url (a ``|version`` suffix is ignored, except for the
+        vendored US Core definitions: another US Core version than the vendored one is not known here)."""
         sd = self._sds.get(url)
         if sd is None and "|" in url:
-            sd = self._sds.get(url.split("|")[0])
+            base, _, version = url.partition("|")
+            sd = self._sds.get(base)
+            if sd is not None and base in self._pinned and version and version != sd.get("version"):
+                return None
         return sd
 
     def __contains__(self, url: str) -> bool:

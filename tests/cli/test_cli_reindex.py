@@ -7,6 +7,7 @@ import subprocess
 
 import httpx
 
+from fhir_server.interactions import conformance
 from tests.cli.test_cli_commands import CLI, _serve
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
@@ -72,14 +73,17 @@ def test_custom_param_survives_restart_and_cli_reindex(fresh_db_url):
         assert {"name": CODE, "type": "token", "definition": SP["url"]} in careplan["searchParam"]
         r = httpx.post(f"{base}/$reindex", timeout=120)  # system level: every type
         assert r.status_code == 200, r.text
-        assert r.json()["issue"][0]["diagnostics"] == "Reindexed 6 resource(s)"  # 5 CarePlans + the SearchParameter
+        # 5 CarePlans + the SearchParameter + the conformance resources the guide ships (stored at start)
+        shipped = len(conformance.shipped_resources())
+        assert r.json()["issue"][0]["diagnostics"] == f"Reindexed {6 + shipped} resource(s)"
         assert _matches(base, f"{CAT}|icp") == sorted([*old, new])
         assert httpx.delete(f"{base}/SearchParameter/{sid}", timeout=30).status_code == 204
     finally:
         _stop(proc)
 
     done = _reindex(fresh_db_url, "--quiet")
-    assert done.returncode == 0 and "reindexed 5 resources" in done.stderr and "res/s" not in done.stderr
+    shipped = len(conformance.shipped_resources())  # the SearchParameter was deleted: 5 CarePlans + the guide
+    assert done.returncode == 0 and f"reindexed {5 + shipped} resources" in done.stderr and "res/s" not in done.stderr
     proc, base = _serve(fresh_db_url)
     try:  # deleted: not loaded again
         strict = _search(base, f"{CAT}|icp", Prefer="handling=strict")

@@ -227,6 +227,11 @@ def test_concurrent_creates_all_count(fresh_fhir):
     check(fhir, db, "Basic", before + 20)
 
 
+def _ours(counts: dict[str, int]) -> dict[str, int]:
+    """The counts of this test's types (a server also stores the guide's conformance resources at start)."""
+    return {k: v for k, v in counts.items() if k in ("Basic", "Patient", "Goal")}
+
+
 def test_migration_counts_resources_written_before_it(fresh):
     migrate.upgrade(fresh.url, "0005")
     rows = [("Basic", f"b{i}", i % 3 == 0) for i in range(7)] + [("Patient", "p1", False), ("Goal", "g1", True)]
@@ -235,7 +240,7 @@ def test_migration_counts_resources_written_before_it(fresh):
         fresh.sql("INSERT INTO resource (rtype, id, version, last_updated, deleted, body) "
                   "VALUES (%s, %s, 1, %s, %s, %s)", (rtype, rid, now_us(), deleted, body))
     migrate.upgrade(fresh.url)
-    assert fresh.counters() == fresh.live() == {"Basic": 4, "Patient": 1}
+    assert _ours(fresh.counters()) == _ours(fresh.live()) == {"Basic": 4, "Patient": 1}
     srv = _server(fresh.url)
     try:
         with httpx.Client(base_url=srv.base + "/", timeout=60) as fhir:
@@ -250,7 +255,7 @@ def test_migration_counts_resources_written_before_it(fresh):
             for rtype, wrong in (("Basic", 0), ("Patient", 40), ("Goal", 2)):
                 assert fhir.get(rtype, params={"_summary": "count"}).json()["total"] == wrong
             assert cli.main(["db", "recount", "--database-url", fresh.url]) == 0
-            assert fresh.counters() == fresh.live() == {"Basic": 4, "Patient": 1}
+            assert _ours(fresh.counters()) == _ours(fresh.live()) == {"Basic": 4, "Patient": 1}
             check(fhir, fresh, "Basic", 4)
             check(fhir, fresh, "Patient", 1)
             check(fhir, fresh, "Goal", 0)
