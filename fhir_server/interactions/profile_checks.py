@@ -40,6 +40,7 @@ from fhir_server.definitions import resource_types
 from fhir_server.interactions.services import Services
 from fhir_server.outcome import FhirError, Issue
 from fhir_server.storage.db import Conn
+from fhir_server.validation.invariants import stored_resources
 
 DEFAULT_RULES = Path(__file__).resolve().parents[2] / "profiles" / "data" / "profile-rules.json"
 
@@ -127,9 +128,11 @@ def _claimed(body: Any) -> list[str]:
     return [p for p in profiles if isinstance(p, str)] if isinstance(profiles, list) else []
 
 
-async def fetch_targets(c: Conn, refs: Sequence[str]) -> dict[str, list[str] | None]:
+async def fetch_targets(c: Conn, refs: Sequence[str], bodies: dict[str, dict[str, Any]] | None = None
+                        ) -> dict[str, list[str] | None]:
     """``refs`` (``Type/id``) -> the ``meta.profile`` of the current stored version (None: absent or deleted);
-    one query per type (per 500 ids)."""
+    one query per type (per 500 ids). ``bodies``, when given, receives the stored JSON of each found target
+    (for ``resolve()`` in invariants)."""
     targets: dict[str, list[str] | None] = dict.fromkeys(refs)
     by_type: dict[str, list[str]] = {}
     for ref in refs:
@@ -143,11 +146,14 @@ async def fetch_targets(c: Conn, refs: Sequence[str]) -> dict[str, list[str] | N
             for rid, deleted, body in rows:
                 if not deleted and body is not None:
                     targets[f"{rtype}/{rid}"] = _claimed(body)
+                    if bodies is not None:
+                        bodies[f"{rtype}/{rid}"] = orjson.loads(body)
     return targets
 
 
 async def reference_targets(svc: Services, resource: dict[str, Any], profiles: Sequence[str],
-                            conn: Conn | None = None) -> dict[str, list[str] | None] | None:
+                            conn: Conn | None = None, bodies: dict[str, dict[str, Any]] | None = None
+                            ) -> dict[str, list[str] | None] | None:
     """The ``targets`` the validator needs for ``profiles`` (None when none of them constrains reference target
     profiles, or the resource has no relative reference to a constrained type). ``conn``: the caller's
     transaction (its own writes are visible, and SQLite's single connection is already held by it)."""
@@ -164,9 +170,9 @@ async def reference_targets(svc: Services, resource: dict[str, Any], profiles: S
     if not refs:
         return None
     if conn is not None:
-        return await fetch_targets(conn, refs)
+        return await fetch_targets(conn, refs, bodies)
     async with svc.db.read() as c:
-        return await fetch_targets(c, refs)
+        return await fetch_targets(c, refs, bodies)
 
 
 # -- validation -------------------------------------------------------------------------------------------------
@@ -179,9 +185,11 @@ async def validation_issues(svc: Services, resource: dict[str, Any], *, extra_pr
     from fhir_server.validation.validator import validate
 
     profiles = list(dict.fromkeys([*applicable_profiles(svc, resource), *(extra_profiles or [])]))
-    targets = await reference_targets(svc, resource, profiles, conn)
-    return validate(resource, profiles=profiles, targets=targets,
-                    strict_must_support=svc.settings.strict_must_support)
+    bodies: dict[str, dict[str, Any]] = {}
+    targets = await reference_targets(svc, resource, profiles, conn, bodies)
+    with stored_resources(bodies):
+        return validate(resource, profiles=profiles, targets=targets,
+                        strict_must_support=svc.settings.strict_must_support)
 
 
 async def enforce(svc: Services, resource: dict[str, Any], conn: Conn | None = None) -> list[Issue]:
@@ -194,8 +202,10 @@ async def enforce(svc: Services, resource: dict[str, Any], conn: Conn | None = N
     from fhir_server.validation.registry import default_registry
     from fhir_server.validation.validator import validate
 
-    targets = await reference_targets(svc, resource, profiles, conn)
-    issues = validate(resource, profiles=profiles, targets=targets, structure_checked=True)
+    bodies: dict[str, dict[str, Any]] = {}
+    targets = await reference_targets(svc, resource, profiles, conn, bodies)
+    with stored_resources(bodies):
+        issues = validate(resource, profiles=profiles, targets=targets, structure_checked=True)
     errors = [i for i in issues if i.severity in ("error", "fatal")]
     if svc.settings.unknown_profile == "reject":
         reg = default_registry()

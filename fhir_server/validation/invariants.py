@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from typing import Any
 
@@ -53,10 +54,24 @@ def _no_trace(label: Any, value: Any) -> None:
 _CURRENT = threading.local()  # .resource / .root of the evaluation in progress (for resolve())
 
 
+@contextmanager
+def stored_resources(resources: Mapping[str, dict[str, Any]] | None) -> Iterator[None]:
+    """While validating: ``resolve()`` also finds these resources of the server by relative reference
+    (``Type/id`` -> the stored JSON), so an invariant may compare a resource with what it references
+    (e.g. a follow-up Task's dates with its referral's scheduled date)."""
+    saved = getattr(_CURRENT, "stored", None)
+    _CURRENT.stored = resources
+    try:
+        yield
+    finally:
+        _CURRENT.stored = saved
+
+
 def _resolve(inputs: list[Any]) -> list[Any]:
     """``resolve()`` for references inside the resource being validated: ``#id`` (contained resources of
-    ``%resource``, then of ``%rootResource``) and, in a Bundle, ``fullUrl``s of its entries. Anything else
-    resolves to nothing (R4 invariants treat an unresolvable reference as "cannot say", e.g. ctm-1's
+    ``%resource``, then of ``%rootResource``), in a Bundle ``fullUrl``s of its entries, and relative references
+    to the server's resources the caller fetched (:func:`stored_resources`). Anything else resolves to nothing
+    (R4 invariants treat an unresolvable reference as "cannot say", e.g. ctm-1's
     ``iif(empty(), true, …)``)."""
     resource = getattr(_CURRENT, "resource", None)
     root = getattr(_CURRENT, "root", None)
@@ -79,6 +94,9 @@ def _resolve(inputs: list[Any]) -> list[Any]:
                 if isinstance(e, dict) and e.get("fullUrl") == ref and isinstance(e.get("resource"), dict):
                     found = e["resource"]
                     break
+        else:
+            stored = getattr(_CURRENT, "stored", None)
+            found = stored.get(ref) if stored else None
         if isinstance(found, dict) and isinstance(found.get("resourceType"), str):
             out.append(ResourceNode.create_node(found, found["resourceType"]))
     return out

@@ -296,17 +296,20 @@ def test_worklist_search_parameters(fhir, examples, tag):
         assert r.status_code == 201, r.text
         made[name] = r.json()["id"]
 
-    for name, rid in (("sr-neuro", "cares-ex-referral-neurology"), ("sr-food", "cares-ex-referral-nutrition")):
+    for name, rid in (("sr-neuro", "cares-ex-referral-neurology"), ("sr-food", "cares-ex-referral-nutrition"),
+                      ("sr-neuro2", "cares-ex-referral-neurology")):
         sr = _example(rid)
         del sr["id"]
         sr["subject"] = {"reference": member}
+        if name == "sr-neuro2":  # a second neurology referral, scheduled a day later
+            sr["occurrenceDateTime"] = "2026-05-21T10:00:00-04:00"
         post(name, sr)
     done = _example("cares-ex-followup-neurology")
     failed = _example("cares-ex-followup-nutrition")
     unmet = _example("cares-ex-followup-neurology")
     unmet["output"][1]["valueBoolean"] = False
     unmet["restriction"]["period"] = {"start": "2026-05-21", "end": "2026-06-10"}
-    for name, task, sr in (("done", done, "sr-neuro"), ("failed", failed, "sr-food"), ("unmet", unmet, "sr-neuro")):
+    for name, task, sr in (("done", done, "sr-neuro"), ("failed", failed, "sr-food"), ("unmet", unmet, "sr-neuro2")):
         del task["id"]
         task["for"] = {"reference": member}
         task["focus"] = {"reference": f"ServiceRequest/{made[sr]}"}
@@ -330,7 +333,7 @@ def test_worklist_search_parameters(fhir, examples, tag):
     assert _ids(fhir, "ServiceRequest", {"subject": member, "referral-type": f"{CS}referral-type|hrsn"}) == \
         [made["sr-food"]]
     assert _ids(fhir, "ServiceRequest", {"subject": member, "referral-type": "specialty-care"}) == \
-        [made["sr-neuro"]]
+        sorted([made["sr-neuro"], made["sr-neuro2"]])
     assert _ids(fhir, "ServiceRequest", {"subject": member, "occurrence": "ge2026-06-01"}) == [made["sr-food"]]
     # worklist: follow-ups of HRSN referrals (chained through focus)
     assert _ids(fhir, "Task", {**mine, "focus:ServiceRequest.referral-type": "hrsn"}) == [made["failed"]]
