@@ -125,6 +125,7 @@ class Node:
     children: dict[str, Node] = field(default_factory=dict)
     slices: list[Node] = field(default_factory=list)
     kids_cache: dict[str, dict[str, Node]] = field(default_factory=dict)
+    root_cache: dict[str, Node | None] = field(default_factory=dict)  # _type_root per instance type
 
 
 @dataclass(eq=False)
@@ -295,10 +296,15 @@ def _kids(ctx: _Ctx, node: Node, code: str) -> dict[str, Node]:
 
 
 def _type_root(ctx: _Ctx, node: Node, code: str) -> Node | None:
+    if code in node.root_cache:
+        return node.root_cache[code]
     if node.children or node.content_ref or code in ("BackboneElement", "Element"):
-        return None
-    tree = _type_tree(ctx, node, code)
-    return tree.root if tree is not None else None
+        root = None
+    else:
+        tree = _type_tree(ctx, node, code)
+        root = tree.root if tree is not None else None
+    node.root_cache[code] = root
+    return root
 
 
 def _choice_code(suffix: str) -> str:
