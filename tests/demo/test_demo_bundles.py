@@ -1,5 +1,9 @@
 """The demo data set: transaction shape, references, and the CARES content each child must carry.
 
+Every Patient, RelatedPerson, CareTeam, Goal, ICP and emergency-plan CarePlan, ICP health-summary Composition,
+referral ServiceRequest and follow-up Task claims its CARES guide profile (``profiles/data/ig/``) in ``meta.profile``;
+``test_demo_server_load.py`` checks over HTTP that each one validates with no error.
+
 Program rules checked here are the ones in MassHealth Physician Manual Appendix M (PHY-176):
 ICP contents §VI.A.1.c, care team §VI.A.1.c.vi(1), emergency plan §VI.A.1.c.vi(5), first-line contact
 §VI.B.1.a, 30-day referral follow-up §VI.D.2, transition to adulthood §VI.C, 60-day ICP and 30-day
@@ -22,6 +26,13 @@ SID_MEMBER = "http://cares-fhir.org/fhir/sid/masshealth-member-id"
 CS = "http://cares-fhir.org/fhir/CodeSystem/"
 CS_ROLE = CS + "care-team-role"
 CS_CAREPLAN = CS + "careplan-category"
+SD = "http://cares-fhir.org/fhir/StructureDefinition/"
+EXT_EMERGENCY_PLAN = SD + "cares-ext-icp-emergency-plan"
+# The CARES profile every resource of these kinds claims (CarePlans by category; see the README).
+PROFILE_OF = {"Patient": "cares-patient", "RelatedPerson": "cares-relatedperson", "CareTeam": "cares-careteam",
+              "Goal": "cares-goal", "Composition": "cares-icp-health-summary", "ServiceRequest": "cares-referral",
+              "Task": "cares-followup-task"}
+PLAN_PROFILE_OF = {"icp": "cares-icp", "emergency-plan": "cares-emergency-plan"}
 AS_OF = date(2026, 6, 15)  # "today" in the demo's story
 
 BUNDLES = dict(load_bundles())
@@ -62,6 +73,7 @@ REVIEWED = {
     },
     "http://loinc.org": {
         "LA28865-6": "Longitudinal care-coordination focused care team", "64292-6": "Release of information consent",
+        "60591-5": "Patient summary Document",
     },
 }
 
@@ -123,6 +135,16 @@ def age(birth: str, on: date = AS_OF) -> int:
 def patient(bundle: dict[str, Any]) -> dict[str, Any]:
     (p,) = resources(bundle, "Patient")
     return p
+
+
+def ext(res: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The extensions ``SD + name`` of ``res``."""
+    return [e for e in res.get("extension", []) if e["url"] == SD + name]
+
+
+def sub(extension: dict[str, Any], url: str) -> list[Any]:
+    """The values of the sub-extensions ``url`` of a complex extension."""
+    return [next(v for k, v in e.items() if k.startswith("value")) for e in extension["extension"] if e["url"] == url]
 
 
 # ------------------------------------------------------------------------------------------ files and shape
@@ -240,11 +262,28 @@ def test_demo_child_resources_are_about_this_child(name):
                 assert res[key]["reference"] == pat, (res["resourceType"], key)
 
 
+def _without_emergency_plan_link(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_emergency_plan_link(v) for k, v in value.items()
+                if not (k == "extension" and isinstance(v, list))} | (
+            {"extension": [_without_emergency_plan_link(e) for e in value["extension"]
+                           if e.get("url") != EXT_EMERGENCY_PLAN]} if isinstance(value.get("extension"), list) else {})
+    if isinstance(value, list):
+        return [_without_emergency_plan_link(v) for v in value]
+    return value
+
+
 @pytest.mark.parametrize("name", CHILD_IDS)
 def test_demo_urn_reference_graph_has_no_cycles(name):
-    """So a loader that orders entries by their references (instead of pre-assigning ids) also works."""
+    """So a loader that orders entries by their references (instead of pre-assigning ids) also works – except the
+    one cycle the CARES guide requires: the ICP names its emergency plan (cares-ext-icp-emergency-plan) and the
+    emergency plan is ``partOf`` the ICP. Entries are in dependency order otherwise (targets first)."""
     bundle = CHILDREN[name]
-    edges = {e["fullUrl"]: {t for t in references(e["resource"]) if t.startswith("urn:")} for e in bundle["entry"]}
+    edges = {e["fullUrl"]: {t for t in references(_without_emergency_plan_link(e["resource"])) if t.startswith("urn:")}
+             for e in bundle["entry"]}
+    position = {e["fullUrl"]: i for i, e in enumerate(bundle["entry"])}
+    for node, targets in edges.items():
+        assert all(position[t] < position[node] for t in targets), f"{node} is before a target it references"
     state: dict[str, int] = {}
 
     def visit(node: str, trail: list[str]) -> None:
@@ -270,10 +309,31 @@ def test_demo_child_has_the_expected_kinds(name):
                   "Task", "Communication"):
         assert kinds[rtype] >= 1, rtype
     assert 2 <= kinds["Goal"] <= 4
+    assert kinds["Composition"] == 1 and kinds["ClinicalImpression"] == 1, "ICP health summary and assessment"
     assert set(kinds) <= {"Patient", "RelatedPerson", "Condition", "AllergyIntolerance", "MedicationStatement",
                           "CareTeam", "Goal", "ServiceRequest", "Task", "CarePlan", "EpisodeOfCare", "Consent",
-                          "Communication"}
+                          "Communication", "Composition", "ClinicalImpression"}
     assert len(care_plans(bundle, "icp")) == 1 and len(care_plans(bundle, "emergency-plan")) == 1
+
+
+@pytest.mark.parametrize("name", CHILD_IDS)
+def test_demo_resources_claim_their_cares_profiles(name):
+    """Each kind the CARES guide profiles claims its profile, and the server's profile rules
+    (profiles/data/profile-rules.json) pick the same profile for it; the rest claim none (yet)."""
+    from fhir_server.config import Settings
+    from fhir_server.interactions.profile_checks import applicable_profiles
+
+    class _Svc:
+        settings = Settings()
+
+    for res in resources(CHILDREN[name]):
+        rtype = res["resourceType"]
+        profile = PROFILE_OF.get(rtype)
+        if rtype == "CarePlan":
+            profile = PLAN_PROFILE_OF.get(next(iter(codes(res["category"], CS_CAREPLAN))))
+        claimed = res["meta"].get("profile", [])
+        assert claimed == ([SD + profile] if profile else []), (rtype, claimed)
+        assert applicable_profiles(_Svc(), res) == claimed, (rtype, "a profile rule disagrees with the claim")
 
 
 @pytest.mark.parametrize("name", CHILD_IDS)
@@ -407,8 +467,84 @@ def test_demo_icp(name):
     assert details and all(d.get("performer") and d.get("description") for d in details), "responsible persons"
     referred = {a["reference"]["reference"] for a in icp["activity"] if "reference" in a}
     assert referred == {urn_of(bundle, s) for s in resources(bundle, "ServiceRequest")}, "every referral in the ICP"
-    notes = " ".join(n["text"] for n in icp["note"])
-    assert "§VI.A.1.c" in notes and "§VI.A.1.c.v" in notes, "ICP approval by member/parent is recorded"
+    assert "§VI.A.1.c" in " ".join(n["text"] for n in icp["note"])
+    acted_on = {g["reference"] for d in details for g in d.get("goal", [])}
+    assert {g["reference"] for g in icp["goal"]} <= acted_on, "every goal has an action step (§VI.A.1.c.vi(3))"
+    barriers = [e for d in details for e in d.get("extension", []) if e["url"] == SD + "cares-ext-icp-barrier"]
+    assert barriers and all(b["valueString"] for b in barriers), "potential barriers (§VI.A.1.c.iii)"
+
+
+@pytest.mark.parametrize("name", CHILD_IDS)
+def test_demo_icp_approval_and_sharing(name):
+    """Approved by the member or parent/guardian (§VI.A.1.c.v) after the ICP was written, then shared with the PCP."""
+    bundle = CHILDREN[name]
+    local, icp = by_urn(bundle), the_icp(bundle)
+    (approval,) = ext(icp, "cares-ext-icp-approval")
+    (method,) = sub(approval, "method")
+    (approver,) = sub(approval, "approver")
+    (approved,) = sub(approval, "date")
+    assert local[approver["reference"]]["resourceType"] in ("RelatedPerson", "Patient")
+    assert day(icp["created"]) <= day(approved) <= AS_OF
+    if method["code"] == "verbal":
+        (due,) = sub(approval, "signatureDueDate")
+        assert sub(approval, "noSignatureReason") or sub(approval, "accommodationNeed")
+        assert day(approved) < day(due) <= day(approved) + timedelta(days=92), "signature due within 3 months"
+        for signed in sub(approval, "signatureDate"):
+            assert day(approved) <= day(signed) <= day(due)
+    else:
+        assert not sub(approval, "signatureDueDate") and not sub(approval, "noSignatureReason")
+    (shared,) = ext(icp, "cares-ext-icp-pcp-shared")
+    assert day(approved) <= day(sub(shared, "date")[0]) <= AS_OF
+    assert sub(shared, "recipient")[0]["reference"] == patient(bundle)["generalPractitioner"][0]["reference"]
+
+
+def test_demo_approval_methods_vary():
+    methods = {sub(ext(the_icp(b), "cares-ext-icp-approval")[0], "method")[0]["code"] for b in CHILDREN.values()}
+    assert {"electronic-signature", "verbal"} <= methods
+
+
+@pytest.mark.parametrize("name", CHILD_IDS)
+def test_demo_icp_links_emergency_plan_health_summary_and_assessment(name):
+    bundle = CHILDREN[name]
+    local, icp = by_urn(bundle), the_icp(bundle)
+    (ep_link,) = ext(icp, "cares-ext-icp-emergency-plan")
+    (plan,) = care_plans(bundle, "emergency-plan")
+    assert ep_link["valueReference"]["reference"] == urn_of(bundle, plan)
+    (hs_link,) = ext(icp, "cares-ext-icp-health-summary")
+    (summary,) = resources(bundle, "Composition")
+    assert hs_link["valueReference"]["reference"] == urn_of(bundle, summary)
+    (as_link,) = ext(icp, "cares-ext-icp-assessment")
+    assessment = local[as_link["valueReference"]["reference"]]
+    assert assessment["resourceType"] == "ClinicalImpression" and assessment["status"] == "completed"
+    assert day(assessment["date"]) <= day(icp["created"]), "the assessment the ICP was developed from comes first"
+    (episode,) = resources(bundle, "EpisodeOfCare")
+    assert day(episode["period"]["start"]) <= day(assessment["date"])
+    transitions = ext(icp, "cares-ext-icp-transition")
+    assert transitions
+    for t in transitions:
+        (kind,) = sub(t, "type")
+        assert sub(t, "description")[0]
+        assert kind["coding"][0]["code"] == "none-anticipated" or sub(t, "strategy"), "strategies (§VI.A.1.c.vi(4))"
+
+
+@pytest.mark.parametrize("name", CHILD_IDS)
+def test_demo_health_summary(name):
+    """Appendix M §VI.A.1.c.vi(2)(i)–(vii), one coded section each, written from the child's story."""
+    bundle = CHILDREN[name]
+    (summary,) = resources(bundle, "Composition")
+    assert summary["subject"]["reference"] == urn_of(bundle, patient(bundle))
+    sections = {s["code"]["coding"][0]["code"]: s for s in summary["section"]}
+    assert set(sections) == {"medical-history", "behavioral-history", "circumstances", "current-services", "goals",
+                             "educational-needs", "hrsn-supports", "strengths-preferences", "appeal-rights",
+                             "ombudsman"}
+    for code, section in sections.items():
+        assert section["text"]["div"].startswith('<div xmlns="http://www.w3.org/1999/xhtml"><p>'), code
+        assert len(section["text"]["div"]) > 80, code
+    assert {e["reference"] for e in sections["goals"]["entry"]} == {g["reference"] for g in the_icp(bundle)["goal"]}
+    assert {e["reference"] for e in sections["medical-history"]["entry"]} <= {urn_of(bundle, c) for c in
+                                                                              resources(bundle, "Condition")}
+    assert "appeal" in sections["appeal-rights"]["text"]["div"]
+    assert "Ombudsman" in sections["ombudsman"]["text"]["div"] and "555-01" in sections["ombudsman"]["text"]["div"]
 
 
 @pytest.mark.parametrize("name", CHILD_IDS)
@@ -433,9 +569,23 @@ def test_demo_emergency_plan(name):
     assert kinds["AllergyIntolerance"] == len(resources(bundle, "AllergyIntolerance")) >= 1
     assert kinds["MedicationStatement"] == len(resources(bundle, "MedicationStatement")) >= 1
     assert plan["activity"] and all(a["detail"]["description"] for a in plan["activity"]), "accommodations"
-    notes = " ".join(n["text"] for n in plan["note"])
-    assert "§VI.A.1.c.vi(5)" in notes and "Providers most involved" in notes
+    assert "§VI.A.1.c.vi(5)" in " ".join(n["text"] for n in plan["note"])
     assert plan["careTeam"][0]["reference"] == urn_of(bundle, resources(bundle, "CareTeam")[0])
+    # providers most involved, with contact numbers: the practitioners of the story, their own phone numbers
+    ids = shared_ids()
+    (team,) = resources(bundle, "CareTeam")
+    members = {p["member"]["reference"] for p in team["participant"]}
+    providers = ext(plan, "cares-ext-icp-key-provider")
+    assert len(providers) >= 3
+    for kp in providers:
+        (target,) = sub(kp, "provider")
+        assert target["reference"] in members, target
+        phones = {t["value"] for t in sub(kp, "telecom")}
+        assert {t["value"] for t in ids[target["reference"]]["telecom"] if t["system"] == "phone"} <= phones
+        assert sub(kp, "name")[0]
+    assert any("508-555-0111" in {t["value"] for t in sub(kp, "telecom")} for kp in providers), "24/7 on-call line"
+    assert any(r & {"pcp"} for m, r in _participant_roles(team)
+               if m in {sub(kp, "provider")[0]["reference"] for kp in providers}), "the PCP is a key provider"
 
 
 def test_demo_transition_age_child_has_a_transition_plan():
@@ -464,8 +614,12 @@ def test_demo_referrals_and_30_day_follow_up_tasks(name):
         assert sr["reasonCode"][0]["text"]
         scheduled, authored = day(sr["occurrenceDateTime"]), day(sr["authoredOn"])
         assert scheduled >= authored
+        late = ext(sr, "cares-ext-referral-late-scheduling-note")
         if (scheduled - authored).days > 30:
-            assert any("§VI.D.2.c" in n["text"] for n in sr["note"]), "more than 30 days out must be documented"
+            (note,) = late
+            assert "§VI.D.2.c" in note["valueAnnotation"]["text"], "more than 30 days out must be documented"
+        else:
+            assert not late
         follow = [t for t in tasks if t["focus"]["reference"] == urn_of(bundle, sr)]
         assert follow, "every referral has a follow-up Task"
         for t in follow:
@@ -473,9 +627,15 @@ def test_demo_referrals_and_30_day_follow_up_tasks(name):
             assert t["owner"]["reference"] in coordinators
             end = date.fromisoformat(t["restriction"]["period"]["end"])
             assert end == scheduled + timedelta(days=30), "due 30 days after the scheduled date (§VI.D.2.b)"
+            assert date.fromisoformat(t["restriction"]["period"]["start"]) == scheduled
             if t["status"] == "completed":
-                assert t["output"] and day(t["executionPeriod"]["end"]) <= end
+                assert day(t["executionPeriod"]["end"]) <= end
                 assert sr["status"] == "completed"
+                answers = {o["type"]["coding"][0]["code"]: o["valueBoolean"] for o in t["output"]}
+                assert set(answers) == {"service-received", "service-met-needs"}, "both answers (§VI.D.2.a)"
+                assert t["note"][-1]["text"], "what the family or provider said"
+            else:
+                assert "output" not in t
     assert {urn for t in tasks for urn in [t["focus"]["reference"]]} <= set(by_urn(bundle))
 
 

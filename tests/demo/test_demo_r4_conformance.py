@@ -71,6 +71,9 @@ REQUIRED: dict[str, tuple[str | None, set[str]]] = {
                                       "entered-in-error"}),
     "consent-state-codes": (None, {"draft", "proposed", "active", "rejected", "inactive", "entered-in-error"}),
     "consent-provision-type": (None, {"deny", "permit"}),
+    "clinicalimpression-status": (None, {"in-progress", "completed", "entered-in-error"}),
+    "composition-status": (None, {"preliminary", "final", "amended", "entered-in-error"}),
+    "narrative-status": (None, {"generated", "extensions", "additional", "empty"}),
     "event-status": (None, {"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
                             "entered-in-error", "unknown"}),
 }

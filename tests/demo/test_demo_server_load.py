@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections import Counter
 
 from fhir_server.config import Settings
 from fhir_server.demo import SHARED_BUNDLE, load_bundles
@@ -91,3 +93,56 @@ def test_demo_load_demo_if_empty(tmp_path):
     bundles = load_bundles()
     assert first == len(bundles) and second == 0
     assert count == sum(len(b["entry"]) for _, b in bundles)
+
+
+def _loaded(fhir) -> list[tuple[str, str, dict, str]]:
+    """Post every bundle; ``(file name, fullUrl, resource as posted, Type/id on the server)`` per child entry."""
+    responses = _post_all(fhir)
+    out = []
+    for name, bundle in load_bundles():
+        if name == SHARED_BUNDLE:
+            continue
+        for entry, answer in zip(bundle["entry"], responses[name]["entry"], strict=True):
+            out.append((name, entry["fullUrl"], entry["resource"], _relative(answer["response"]["location"])))
+    return out
+
+
+def test_demo_profiled_resources_validate_without_errors(fhir):
+    """Every demo resource that claims a CARES profile is stored claiming it and ``$validate`` (base R4 + its
+    profiles, reference targets resolved on the server) reports no error – on both backends."""
+    checked = Counter()
+    for name, _, resource, location in _loaded(fhir):
+        claimed = resource["meta"].get("profile", [])
+        if not claimed:
+            continue
+        stored = fhir.get(location).json()
+        assert stored["meta"]["profile"] == claimed, (name, location)
+        r = fhir.get(f"{location}/$validate")
+        assert r.status_code == 200, r.text[:500]
+        errors = [i for i in r.json()["issue"] if i["severity"] in ("error", "fatal")]
+        assert not errors, (name, location, errors)
+        checked[claimed[0].rsplit("/", 1)[1]] += 1
+    assert set(checked) == {"cares-patient", "cares-relatedperson", "cares-careteam", "cares-goal", "cares-icp",
+                            "cares-emergency-plan", "cares-icp-health-summary", "cares-referral",
+                            "cares-followup-task"}, checked
+    assert checked["cares-icp"] == checked["cares-emergency-plan"] == checked["cares-patient"] >= 5
+
+
+def test_demo_profile_rules_apply_to_undeclared_resources(fhir):
+    """profiles/data/profile-rules.json: a follow-up Task that does not declare cares-followup-task is held to it
+    by its code (Appendix M §VI.D.2) – completed without the two answers it is rejected, with them it is stored."""
+    loaded = _loaded(fhir)
+    urls = {full_url: location for _, full_url, _, location in loaded}
+    task = next(res for _, _, res, _ in loaded if res["resourceType"] == "Task" and res["status"] == "completed")
+    body = json.loads(json.dumps(task))
+    for key in ("focus", "for"):
+        body[key]["reference"] = urls[body[key]["reference"]]
+    body["meta"] = {"tag": body["meta"]["tag"]}
+    answers = body.pop("output")
+    r = fhir.post("Task", json=body, headers=FHIR_JSON)
+    assert r.status_code == 422, r.text[:500]
+    assert "cares-fu-2" in r.text
+    r = fhir.post("Task", json={**body, "output": answers}, headers=FHIR_JSON)
+    assert r.status_code == 201, r.text[:500]
+    stored = r.json() if r.content else fhir.get(_relative(r.headers["Location"])).json()
+    assert "profile" not in stored.get("meta", {})
