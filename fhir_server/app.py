@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fhir_server import __version__
 from fhir_server.api.fhir_app import FhirApp
 from fhir_server.config import Settings
+from fhir_server.guide.routes import router as guide_router
 from fhir_server.interactions import conformance
 from fhir_server.interactions.search_parameters import load_stored as load_search_parameters
 from fhir_server.interactions.services import Services
@@ -61,6 +62,8 @@ def create_app(settings: Settings) -> Any:
         async with svc.db.read() as c:
             await c.one("SELECT 1")
         return {"status": "ok"}
+
+    web.include_router(guide_router)  # /ig/: the CARES implementation guide as HTML pages
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and (scope["path"] == "/fhir" or scope["path"].startswith("/fhir/")):

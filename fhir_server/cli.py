@@ -1,4 +1,4 @@
-"""The ``cares-fhir`` command: ``serve``, ``load``, ``reindex``, ``db upgrade``, ``db recount``."""
+"""The ``cares-fhir`` command: ``serve``, ``load``, ``reindex``, ``db upgrade``, ``db recount``, ``guide``."""
 
 from __future__ import annotations
 
@@ -122,6 +122,15 @@ def db_recount(args: argparse.Namespace) -> int:
     return 0
 
 
+def guide(args: argparse.Namespace) -> int:
+    """Write the CARES guide's HTML pages (those the server serves under /ig/) as static files."""
+    from fhir_server.guide import write
+
+    n = write(Path(args.out), args.root if args.root.endswith("/") else args.root + "/")
+    print(f"wrote {n} guide pages to {args.out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="cares-fhir", description="CARES FHIR: FHIR R4 server for CARES for Kids")
     ap.add_argument("--version", action="version", version=__version__)
@@ -166,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
                           "searches) from the stored resources")
     db_flag(rc)
     rc.set_defaults(fn=db_recount)
+
+    gd = sub.add_parser("guide", help="write the implementation guide's HTML pages (served at /ig/) to a directory")
+    gd.add_argument("--out", required=True, help="output directory")
+    gd.add_argument("--root", default="/ig/", help="URL path the directory is served at (default /ig/)")
+    gd.set_defaults(fn=guide)
 
     args = ap.parse_args(argv)
     return args.fn(args)
