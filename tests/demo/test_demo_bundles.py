@@ -1,13 +1,15 @@
 """The demo data set: transaction shape, references, and the CARES content each child must carry.
 
 Every Patient, RelatedPerson, CareTeam, Goal, ICP and emergency-plan CarePlan, ICP health-summary Composition,
-referral ServiceRequest and follow-up Task claims its CARES guide profile (``profiles/data/ig/``) in ``meta.profile``;
-``test_demo_server_load.py`` checks over HTTP that each one validates with no error.
+referral ServiceRequest and follow-up Task, enrollment EpisodeOfCare, release-of-information Consent, enrollment letter
+and CCM notification Communication, and each CARES staff PractitionerRole of the shared bundle claims its CARES guide
+profile (``profiles/data/ig/``) in ``meta.profile``; ``test_demo_server_load.py`` checks over HTTP that each one
+validates with no error.
 
 Program rules checked here are the ones in MassHealth Physician Manual Appendix M (PHY-176):
 ICP contents §VI.A.1.c, care team §VI.A.1.c.vi(1), emergency plan §VI.A.1.c.vi(5), first-line contact
 §VI.B.1.a, 30-day referral follow-up §VI.D.2, transition to adulthood §VI.C, 60-day ICP and 30-day
-enrollment letter §VIII.
+enrollment letter, referral date, CCM notification and release of information §VIII, staff qualifications §IV.
 """
 
 from __future__ import annotations
@@ -31,8 +33,18 @@ EXT_EMERGENCY_PLAN = SD + "cares-ext-icp-emergency-plan"
 # The CARES profile every resource of these kinds claims (CarePlans by category; see the README).
 PROFILE_OF = {"Patient": "cares-patient", "RelatedPerson": "cares-relatedperson", "CareTeam": "cares-careteam",
               "Goal": "cares-goal", "Composition": "cares-icp-health-summary", "ServiceRequest": "cares-referral",
-              "Task": "cares-followup-task"}
+              "Task": "cares-followup-task", "EpisodeOfCare": "cares-enrollment"}
 PLAN_PROFILE_OF = {"icp": "cares-icp", "emergency-plan": "cares-emergency-plan"}
+# Consents and Communications by category code (the Communication "ICP shared with the PCP" has no profile).
+CATEGORY_PROFILE_OF = {("Consent", "64292-6"): "cares-consent-roi",
+                       ("Communication", "enrollment-letter"): "cares-letter-enrollment",
+                       ("Communication", "ccm-notification"): "cares-communication-ccm-notification"}
+# The CARES program's own staff (Appendix M §IV), by PractitionerRole code, and the qualifications cares-staff
+# requires of the role (cares-stf-2, cares-stf-3; None: any code of the staff-qualification code system).
+CARES_STAFF_ROLES: dict[str, set[str] | None] = {"program-director": {"md", "do", "np", "pa"},
+                                                 "senior-care-manager": {"rn", "np", "social-worker",
+                                                                         "masters-relevant"},
+                                                 "care-coordinator": None, "family-support-staff": None}
 AS_OF = date(2026, 6, 15)  # "today" in the demo's story
 
 BUNDLES = dict(load_bundles())
@@ -331,9 +343,35 @@ def test_demo_resources_claim_their_cares_profiles(name):
         profile = PROFILE_OF.get(rtype)
         if rtype == "CarePlan":
             profile = PLAN_PROFILE_OF.get(next(iter(codes(res["category"], CS_CAREPLAN))))
+        if rtype in ("Consent", "Communication"):
+            (profile,) = {CATEGORY_PROFILE_OF.get((rtype, c["code"])) for cc in res["category"] for c in cc["coding"]}
         claimed = res["meta"].get("profile", [])
         assert claimed == ([SD + profile] if profile else []), (rtype, claimed)
         assert applicable_profiles(_Svc(), res) == claimed, (rtype, "a profile rule disagrees with the claim")
+
+
+def test_demo_cares_staff_claim_cares_staff():
+    """The CARES provider's own staff (program director, senior care managers, care coordinators, family support
+    staff) claim cares-staff with a qualification fitting the role and an employment start (Appendix M §IV, §V.A);
+    partner roles claim no profile."""
+    ids = shared_ids()
+    staff = 0
+    for res in resources(SHARED, "PractitionerRole"):
+        roles = codes(res["code"], CS_ROLE) & set(CARES_STAFF_ROLES)
+        if not roles:
+            assert "profile" not in res["meta"], res["id"]
+            continue
+        staff += 1
+        assert res["meta"]["profile"] == [SD + "cares-staff"], res["id"]
+        assert res["organization"]["reference"] == "Organization/quinapoxet-chc-cares"
+        quals = {c["code"] for x in res["extension"] if x["url"] == SD + "cares-ext-program-staff-qualification"
+                 for c in x["valueCodeableConcept"]["coding"]}
+        assert quals, res["id"]
+        for role in roles:
+            assert CARES_STAFF_ROLES[role] is None or quals & CARES_STAFF_ROLES[role], (res["id"], role, quals)
+        assert day(res["period"]["start"]) < AS_OF
+        assert ids[res["practitioner"]["reference"]]["resourceType"] == "Practitioner"
+    assert staff == 8
 
 
 @pytest.mark.parametrize("name", CHILD_IDS)
@@ -657,8 +695,19 @@ def test_demo_enrollment_timeline(name):
                if "enrollment-letter" in codes(c["category"], CS + "communication-category")]
     assert len(letters) == 1
     assert 0 <= (day(letters[0]["sent"]) - enrolled).days <= 30, "enrollment letter within 30 days (§VIII)"
-    payload = letters[0]["payload"][0]["contentString"]
-    assert str(enrolled) in payload and "does not affect" in payload
+    parts = {p["extension"][0]["valueCodeableConcept"]["coding"][0]["code"]: p["contentString"]
+             for p in letters[0]["payload"]}
+    assert set(parts) == {"enrollment-effective-date", "provider-name", "services-overview", "care-manager-contact",
+                          "benefits-reminder"}, "each required content as a coded part (cares-enl-2, §VIII)"
+    assert str(enrolled) in parts["enrollment-effective-date"] and "does not affect" in parts["benefits-reminder"]
+    assert letters[0]["extension"] == [{"url": SD + "cares-ext-program-effective-date", "valueDate": str(enrolled)}]
+    (referral,) = [x["valueDate"] for x in episode["extension"] if x["url"] == SD + "cares-ext-program-referral-date"]
+    assert day(referral) <= enrolled, "referral/identification date before the effective date (§VIII)"
+    for ccm in [c for c in resources(bundle, "Communication")
+                if "ccm-notification" in codes(c["category"], CS + "communication-category")]:
+        assert 0 <= (day(ccm["sent"]) - enrolled).days <= 30
+        flag = [x["valueBoolean"] for x in episode["extension"] if x["url"] == SD + "cares-ext-program-ccm-enrollment"]
+        assert flag == [True], "a CCM notification is sent for a member enrolled in CCM (§VIII)"
     (consent,) = resources(bundle, "Consent")
     assert day(consent["dateTime"]) <= day(icp["created"])
     assert by_urn(bundle)[consent["performer"][0]["reference"]]["resourceType"] == "RelatedPerson"

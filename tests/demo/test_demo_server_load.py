@@ -108,10 +108,13 @@ def _loaded(fhir) -> list[tuple[str, str, dict, str]]:
 
 
 def test_demo_profiled_resources_validate_without_errors(fhir):
-    """Every demo resource that claims a CARES profile is stored claiming it and ``$validate`` (base R4 + its
-    profiles, reference targets resolved on the server) reports no error – on both backends."""
+    """Every demo resource that claims a CARES profile (the children's and the CARES staff PractitionerRoles of the
+    shared bundle) is stored claiming it and ``$validate`` (base R4 + its profiles, reference targets resolved on the
+    server) reports no error – on both backends."""
     checked = Counter()
-    for name, _, resource, location in _loaded(fhir):
+    shared = [(SHARED_BUNDLE, None, e["resource"], e["request"]["url"]) for n, b in load_bundles()
+              if n == SHARED_BUNDLE for e in b["entry"]]
+    for name, _, resource, location in [*shared, *_loaded(fhir)]:
         claimed = resource["meta"].get("profile", [])
         if not claimed:
             continue
@@ -124,8 +127,12 @@ def test_demo_profiled_resources_validate_without_errors(fhir):
         checked[claimed[0].rsplit("/", 1)[1]] += 1
     assert set(checked) == {"cares-patient", "cares-relatedperson", "cares-careteam", "cares-goal", "cares-icp",
                             "cares-emergency-plan", "cares-icp-health-summary", "cares-referral",
-                            "cares-followup-task"}, checked
+                            "cares-followup-task", "cares-enrollment", "cares-consent-roi", "cares-letter-enrollment",
+                            "cares-communication-ccm-notification", "cares-staff"}, checked
     assert checked["cares-icp"] == checked["cares-emergency-plan"] == checked["cares-patient"] >= 5
+    assert checked["cares-enrollment"] == checked["cares-consent-roi"] == checked["cares-letter-enrollment"] == \
+        checked["cares-patient"]
+    assert checked["cares-staff"] == 8 and checked["cares-communication-ccm-notification"] == 1
 
 
 def test_demo_profile_rules_apply_to_undeclared_resources(fhir):
