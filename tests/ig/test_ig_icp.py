@@ -24,19 +24,14 @@ from pathlib import Path
 
 import pytest
 
-FHIR_JSON = {"Content-Type": "application/fhir+json"}
+from tests.ig.guide import CS, DEMO, FHIR_JSON, IG, ROOT, SD, VS, validate
+from tests.ig.guide import errors as _errors
+
 WANT_OO = {**FHIR_JSON, "Prefer": "return=OperationOutcome"}
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "profiles" / "data" / "examples" / "icp"
-IG = ROOT / "profiles" / "data" / "ig"
 TX = ROOT / "terminology" / "data" / "cares"
-DEMO = ROOT / "fhir_server" / "demo"
 MANIFEST = json.loads((EXAMPLES / "manifest.json").read_text(encoding="utf-8"))
 
-BASE = "http://cares-fhir.org/fhir"
-SD = f"{BASE}/StructureDefinition/"
-CS = f"{BASE}/CodeSystem/"
-VS = f"{BASE}/ValueSet/"
 ICP, EP, HS = SD + "cares-icp", SD + "cares-emergency-plan", SD + "cares-icp-health-summary"
 EXTENSIONS = tuple(f"cares-ext-icp-{n}" for n in ("emergency-plan", "health-summary", "assessment", "approval",
                                                   "pcp-shared", "transition", "accessibility", "barrier",
@@ -51,18 +46,8 @@ def _load(name: str) -> dict:
     return json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
 
 
-def _errors(oo: dict, *severities: str) -> list[dict]:
-    assert oo["resourceType"] == "OperationOutcome", oo
-    return [i for i in oo["issue"] if i["severity"] in (severities or ("error", "fatal"))]
-
-
 def _validate(fhir, resource: dict, profile: str) -> dict:
-    bare = {k: v for k, v in resource.items() if k != "meta"}  # the profile comes from the parameter only
-    params = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": bare},
-                                                          {"name": "profile", "valueCanonical": profile}]}
-    r = fhir.post(f"{resource['resourceType']}/$validate", json=params, headers=FHIR_JSON)
-    assert r.status_code == 200, r.text
-    return r.json()
+    return validate(fhir, resource, profile, bare=True)  # the profile comes from the parameter only
 
 
 def _known(fhir, url: str) -> bool:

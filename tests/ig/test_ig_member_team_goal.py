@@ -20,21 +20,16 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-FHIR_JSON = {"Content-Type": "application/fhir+json"}
-ROOT = Path(__file__).resolve().parents[2]
+from tests.ig.guide import CS, FHIR_JSON, IG, ROOT, SD, VS, validate
+from tests.ig.guide import errors as _errors
+
 EXAMPLES = ROOT / "profiles" / "data" / "examples" / "member-team-goal"
-IG = ROOT / "profiles" / "data" / "ig"
 TX = ROOT / "terminology" / "data" / "cares"
 MANIFEST = json.loads((EXAMPLES / "manifest.json").read_text(encoding="utf-8"))
 
-BASE = "http://cares-fhir.org/fhir"
-SD = f"{BASE}/StructureDefinition/"
-CS = f"{BASE}/CodeSystem/"
-VS = f"{BASE}/ValueSet/"
 PROFILE_IDS = ("cares-patient", "cares-relatedperson", "cares-careteam", "cares-goal",
                "cares-ext-member-guardianship-status")
 BY_TYPE = {"Patient": SD + "cares-patient", "RelatedPerson": SD + "cares-relatedperson",
@@ -51,11 +46,6 @@ def _load(name: str) -> dict:
     return json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
 
 
-def _errors(oo: dict) -> list[dict]:
-    assert oo["resourceType"] == "OperationOutcome", oo
-    return [i for i in oo["issue"] if i["severity"] in ("error", "fatal")]
-
-
 def _rewrite(resource: dict, refs: dict[str, str]) -> dict:
     """The example without its id, with the example references pointing at the resources the test created."""
     text = json.dumps({k: v for k, v in resource.items() if k != "id"})
@@ -69,12 +59,7 @@ def _post(fhir, resource: dict):
 
 
 def _validate(fhir, resource: dict, profile: str) -> dict:
-    bare = {k: v for k, v in resource.items() if k != "meta"}  # the profile comes from the parameter only
-    params = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": bare},
-                                                          {"name": "profile", "valueCanonical": profile}]}
-    r = fhir.post(f"{resource['resourceType']}/$validate", json=params, headers=FHIR_JSON)
-    assert r.status_code == 200, r.text
-    return r.json()
+    return validate(fhir, resource, profile, bare=True)  # the profile comes from the parameter only
 
 
 @pytest.fixture

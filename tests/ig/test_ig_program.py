@@ -22,19 +22,16 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
-FHIR_JSON = {"Content-Type": "application/fhir+json"}
-ROOT = Path(__file__).resolve().parents[2]
+from tests.ig.guide import BASE, CS, DEMO, FHIR_JSON, IG, ROOT, SD, VS
+from tests.ig.guide import errors as _errors
+from tests.ig.guide import validate as _validate
+
 EXAMPLES = ROOT / "profiles" / "data" / "examples" / "program"
-IG = ROOT / "profiles" / "data" / "ig"
-DEMO = ROOT / "fhir_server" / "demo"
 MANIFEST = json.loads((EXAMPLES / "manifest.json").read_text(encoding="utf-8"))
 
-BASE = "http://cares-fhir.org/fhir"
-SD = f"{BASE}/StructureDefinition/"
 ENROLLMENT, CONSENT_REMOVAL, AFTERCARE = SD + "cares-enrollment", SD + "cares-consent-removal", \
     SD + "cares-aftercare-plan"
 ENROLLMENT_LETTER, TERMINATION_LETTER, CCM_NOTIFICATION = SD + "cares-letter-enrollment", \
@@ -50,8 +47,6 @@ RULE_PROFILES = ("cares-enrollment", "cares-consent-removal", "cares-aftercare-p
                  "cares-monitoring", "cares-ext-program-removal-reason")
 PROFILE_NAMES = (*RULE_PROFILES[:-1],
                  *(u.rsplit("/", 1)[1] for u in EXTENSIONS))
-CS = f"{BASE}/CodeSystem/"
-VS = f"{BASE}/ValueSet/"
 TERMINOLOGY = ("episodeofcare-type", "removal-reason", "aftercare-content", "consent-category",
                "communication-category", "communication-content", "staff-qualification", "staff-training-topic",
                "episodeofcare-review-type")
@@ -73,21 +68,6 @@ def _example(rid: str) -> dict:
     res = copy.deepcopy(next(r for r in _valid_resources() if r["id"] == rid))
     del res["id"]
     return res
-
-
-def _errors(oo: dict) -> list[dict]:
-    assert oo["resourceType"] == "OperationOutcome", oo
-    return [i for i in oo["issue"] if i["severity"] in ("error", "fatal")]
-
-
-def _validate(fhir, resource: dict, profile: str | None = None) -> dict:
-    params = [{"name": "resource", "resource": resource}]
-    if profile:
-        params.append({"name": "profile", "valueCanonical": profile})
-    r = fhir.post(f"{resource['resourceType']}/$validate", json={"resourceType": "Parameters", "parameter": params},
-                  headers=FHIR_JSON)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def _keys(oo: dict) -> set[str]:

@@ -17,24 +17,19 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 
-FHIR_JSON = {"Content-Type": "application/fhir+json"}
-ROOT = Path(__file__).resolve().parents[2]
+from tests.ig.guide import BASE, CS, DEMO, FHIR_JSON, IG, ROOT, SD, VS
+from tests.ig.guide import errors as _errors
+from tests.ig.guide import validate as _validate
+
 EXAMPLES = ROOT / "profiles" / "data" / "examples" / "referral"
-IG = ROOT / "profiles" / "data" / "ig"
-DEMO = ROOT / "fhir_server" / "demo"
 MANIFEST = json.loads((EXAMPLES / "manifest.json").read_text(encoding="utf-8"))
 
-BASE = "http://cares-fhir.org/fhir"
-SD = f"{BASE}/StructureDefinition/"
 REFERRAL, REF_TASK, FU_TASK = SD + "cares-referral", SD + "cares-referral-task", SD + "cares-followup-task"
 EXT_LATE = SD + "cares-ext-referral-late-scheduling-note"
 PROFILES = (REFERRAL, REF_TASK, FU_TASK, EXT_LATE)
-CS = f"{BASE}/CodeSystem/"
-VS = f"{BASE}/ValueSet/"
 VALUE_SETS = ("referral-type", "referral-task-status", "referral-business-status", "task-code", "task-output-type",
               "followup-status", "followup-not-done-reason")
 CODE_SYSTEMS = ("referral-type", "referral-business-status", "task-code", "task-output-type",
@@ -53,21 +48,6 @@ def _valid_resources() -> list[dict]:
 
 def _example(rid: str) -> dict:
     return copy.deepcopy(next(r for r in _valid_resources() if r["id"] == rid))
-
-
-def _errors(oo: dict) -> list[dict]:
-    assert oo["resourceType"] == "OperationOutcome", oo
-    return [i for i in oo["issue"] if i["severity"] in ("error", "fatal")]
-
-
-def _validate(fhir, resource: dict, profile: str | None = None) -> dict:
-    params = [{"name": "resource", "resource": resource}]
-    if profile:
-        params.append({"name": "profile", "valueCanonical": profile})
-    r = fhir.post(f"{resource['resourceType']}/$validate", json={"resourceType": "Parameters", "parameter": params},
-                  headers=FHIR_JSON)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 @pytest.fixture
