@@ -24,11 +24,14 @@ _MODES = ("create", "update", "delete")
 
 
 def _input_resource(call: OperationCall) -> dict[str, Any] | None:
+    """The resource to validate: the posted resource itself, or the ``resource`` parameter of a posted
+    Parameters (an empty Parameters posted to ``Parameters/$validate`` is itself the resource)."""
     body = call.ix.body
-    if isinstance(body, dict) and body.get("resourceType") not in (None, "Parameters"):
-        return body  # the resource itself was posted
-    if isinstance(body, dict) and body.get("resourceType") == "Parameters" and call.rtype == "Parameters" \
-            and call.resource("resource") is None and not call.parameters:
+    if not isinstance(body, dict):
+        return None
+    if body.get("resourceType") not in (None, "Parameters"):
+        return body
+    if body.get("resourceType") == "Parameters" and call.rtype == "Parameters" and not call.parameters:
         return body
     return call.resource("resource")
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 
+from fhir_server.indexing.strings import normalize
 from fhir_server.search.model import (
     ChainTarget,
     CompartmentValue,
@@ -171,8 +172,6 @@ def _reference_cond(v: ReferenceValue, base_url: str) -> SqlArgs:
 def _string_cond(modifier: str | None, v: StringValue) -> SqlArgs:
     if modifier == "exact":
         return "i.exact = %s", [_cut(v.value)]
-    from fhir_server.indexing.strings import normalize
-
     norm = like_escape(normalize(_cut(v.value)))
     pattern = f"%{norm}%" if modifier == "contains" else f"{norm}%"
     return f"i.norm LIKE %s {_LIKE_ESCAPE}", [pattern]
@@ -195,8 +194,6 @@ def _quantity_cond(v: QuantityValue) -> SqlArgs:
 def _text_cond(value: str) -> SqlArgs:
     """Token ``:text``: string matching (starts with, case- and accent-insensitive) on the ``text``
     column, which holds normalised display / CodeableConcept.text / Identifier.type.text."""
-    from fhir_server.indexing.strings import normalize
-
     return f"i.text LIKE %s {_LIKE_ESCAPE}", [like_escape(normalize(_cut(value))) + "%"]
 
 
