@@ -126,6 +126,10 @@ class Node:
     slices: list[Node] = field(default_factory=list)
     kids_cache: dict[str, dict[str, Node]] = field(default_factory=dict)
     root_cache: dict[str, Node | None] = field(default_factory=dict)  # _type_root per instance type
+    #: this element or one below it (child, slice) says more than the base R4 definition of the same path; the
+    #: profile pass that follows a base pass skips subtrees where it is False (``_mark_differences``)
+    differs: bool = False
+    must_support_below: bool = False  # this element or one below it is mustSupport (strict mode walks those)
 
 
 @dataclass(eq=False)
@@ -220,8 +224,80 @@ def compile_tree(url: str, registry: ProfileRegistry | None = None) -> Tree:
             parent.children[node.name] = node
         if ":" not in eid:
             tree.by_path[node.path] = node
+    if not is_base:
+        bases = {el.get("id") or el["path"]: _base_element(el["path"]) for el in snap}
+        for el in snap:
+            by_id[el.get("id") or el["path"]].differs = _differs(el, bases[el.get("id") or el["path"]])
+        if tree.root is not None:
+            _propagate(tree.root)
     reg.trees[key] = tree
     return tree
+
+
+_COMPARED = ("min", "max", "type", "binding", "slicing", "sliceName", "contentReference")
+
+
+def _base_element(path: str) -> dict[str, Any] | None:
+    """The base R4 element definition of ``path``, following data types for paths a profile's snapshot expands
+    (``CarePlan.category.coding.system`` -> ``Coding.system``); None when there is none."""
+    defs = structure_definitions()
+    head, _, rest = path.partition(".")
+    while head in defs:
+        els = _elements_by_path(head)
+        if not rest:
+            return els.get(head)
+        parts = rest.split(".")
+        for i in range(len(parts), 0, -1):
+            prefix = head + "." + ".".join(parts[:i])
+            el = els.get(prefix)
+            if el is None:
+                continue
+            if i == len(parts):
+                return el
+            codes = [t.get("code") for t in el.get("type", ())]
+            if len(codes) != 1 or codes[0] in ("BackboneElement", "Element") or codes[0] not in defs:
+                return None
+            head, rest = codes[0], ".".join(parts[i:])
+            break
+        else:
+            return None
+    return None
+
+
+_BY_PATH: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def _elements_by_path(type_name: str) -> dict[str, dict[str, Any]]:
+    cached = _BY_PATH.get(type_name)
+    if cached is None:
+        sd = structure_definitions()[type_name]
+        cached = _BY_PATH[type_name] = {el["path"]: el for el in sd["snapshot"]["element"] if ":" not in el.get("id", "")}
+    return cached
+
+
+def _differs(el: dict[str, Any], base: dict[str, Any] | None) -> bool:
+    """Whether a profile pass has anything to check at this element that the base pass does not: what the profile
+    changed (cardinality, types and their profiles, binding, slicing, fixed/pattern values, its own constraints),
+    and extensible bindings (checked by a profile pass only)."""
+    if base is None:
+        return True
+    if any(el.get(k) != base.get(k) for k in _COMPARED):
+        return True
+    if (el.get("binding") or {}).get("strength") == "extensible":
+        return True
+    if any(k.startswith(("fixed", "pattern")) for k in el):
+        return True
+    keys = {(c.get("key"), c.get("expression")) for c in el.get("constraint", ())}
+    return not keys <= {(c.get("key"), c.get("expression")) for c in base.get("constraint", ())}
+
+
+def _propagate(node: Node) -> tuple[bool, bool]:
+    differs, ms = node.differs, node.must_support
+    for child in (*node.children.values(), *node.slices):
+        d, m = _propagate(child)
+        differs, ms = differs or d, ms or m
+    node.differs, node.must_support_below = differs, ms
+    return differs, ms
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -247,6 +323,7 @@ class _Ctx:
     top: Any = None  # the resource being validated
     owner: tuple[Node, str] | None = None  # the element (and its type) whose children are being walked
     targets: Mapping[str, Sequence[str] | None] | None = None  # "Type/id" -> claimed profiles (None: not here)
+    after_base: bool = False  # a profile pass after the base pass: subtrees equal to base R4 are skipped
 
 
 def _issue(ctx: _Ctx, tree: Tree, severity: str, code: str, msg: str, expr: str, key: tuple[Any, ...],
@@ -348,8 +425,11 @@ def _walk(ctx: _Ctx, obj: dict[str, Any], node: Node, code: str, expr: str) -> N
     kids = _kids(ctx, node, code)
     saved = ctx.owner
     ctx.owner = (node, code)
+    same_skipped = ctx.after_base and not ctx.base and not ctx.full
     try:
         for child in kids.values():
+            if same_skipped and not child.differs and not (ctx.strict_ms and child.must_support_below):
+                continue  # nothing here differs from base R4, which the base pass has checked
             name = child.name
             if not name.endswith("[x]") and name not in obj and "_" + name not in obj and (
                     ctx.base or not (child.min > 0 or (ctx.strict_ms and child.must_support)
@@ -916,11 +996,13 @@ Targets = Mapping[str, Sequence[str] | None]
 
 
 def _run(resource: dict[str, Any], url: str, *, base: bool, strict_must_support: bool,
-         registry: ProfileRegistry | None, targets: Targets | None = None) -> list[tuple[Issue, tuple[Any, ...]]]:
+         registry: ProfileRegistry | None, targets: Targets | None = None, after_base: bool = False
+         ) -> list[tuple[Issue, tuple[Any, ...]]]:
     reg = registry or default_registry()
     tree = compile_tree(url, reg)
     rt = resource.get("resourceType")
-    ctx = _Ctx(reg, base, strict_must_support, resource, resource, [], top=resource, targets=targets)
+    ctx = _Ctx(reg, base, strict_must_support, resource, resource, [], top=resource, targets=targets,
+               after_base=after_base)
     if tree.type != rt:
         _issue(ctx, tree, "error", "structure", f"a {rt} cannot conform to a profile on {tree.type}", str(rt),
                ("profile-type", url))
@@ -940,11 +1022,12 @@ def validate_base(resource: dict[str, Any], *, registry: ProfileRegistry | None 
 
 
 def validate_profile(resource: dict[str, Any], url: str, *, strict_must_support: bool = False,
-                     registry: ProfileRegistry | None = None, targets: Targets | None = None
-                     ) -> list[tuple[Issue, tuple[Any, ...]]]:
-    """The profile pass with dedupe keys (KeyError for an unknown profile)."""
+                     registry: ProfileRegistry | None = None, targets: Targets | None = None,
+                     after_base: bool = False) -> list[tuple[Issue, tuple[Any, ...]]]:
+    """The profile pass with dedupe keys (KeyError for an unknown profile). ``after_base``: the caller runs the
+    base pass too, so subtrees where the profile says nothing more than base R4 are not walked again."""
     return _run(resource, url, base=False, strict_must_support=strict_must_support, registry=registry,
-                targets=targets)
+                targets=targets, after_base=after_base)
 
 
 def validate_against(resource: dict[str, Any], profile_url: str, *, strict_must_support: bool = False,

@@ -61,7 +61,7 @@ def validate(resource: dict[str, Any], *, profiles: Sequence[str] = (),
             continue
         try:
             add(validate_profile(resource, url, strict_must_support=strict_must_support, registry=reg,
-                                 targets=targets))
+                                 targets=targets, after_base=True))
         except SnapshotError as e:
             issues.append(Issue("error", "processing", f"profile {url} cannot be used: {e}"))
     return _cap(issues)

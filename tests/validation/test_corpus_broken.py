@@ -68,3 +68,25 @@ def test_broken(case, registry):
         return
     # the rule the case breaks is the only reason it is invalid: no error at unrelated places
     assert all(i.severity not in ("error", "fatal") or i.expression for i in issues)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.get("profiles")],
+                         ids=[c["name"] for c in CASES if c.get("profiles")])
+def test_profile_pass_after_base_loses_nothing(case, registry, monkeypatch):
+    """The profile pass that follows the base pass skips subtrees equal to base R4 (``Node.differs``): the issues
+    it reports must be exactly those of a full profile pass."""
+    from fhir_server.validation import profile, validator
+
+    resource = jsonpatch.apply_patch(copy.deepcopy(BASES[case["base"]]), case["patch"])
+    fast = validate(resource, profiles=case["profiles"], registry=registry)
+    full_pass = profile.validate_profile
+
+    def without_skip(*args, **kwargs):
+        kwargs["after_base"] = False
+        return full_pass(*args, **kwargs)
+
+    monkeypatch.setattr(validator, "validate_profile", without_skip)
+    full = validate(resource, profiles=case["profiles"], registry=registry)
+    assert fast, "a broken case reports something"
+    assert [(i.severity, i.code, i.expression, i.diagnostics) for i in fast] == \
+        [(i.severity, i.code, i.expression, i.diagnostics) for i in full]
