@@ -161,6 +161,109 @@ idx_text = _index_table(
     lookup=(),
 )
 
+# -- SMART authorization state (``fhir_server/auth``, migration 0007) ------------------------------------------
+# Secrets are never stored: client secrets and passwords as argon2 hashes, codes / tokens / launch values as
+# SHA-256 hashes. Times are µs since the epoch, like the rest of the schema.
+
+oauth_client = Table(
+    "oauth_client",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("auth_method", String(32), nullable=False),  # none | client_secret_basic | private_key_jwt
+    Column("secret_hash", Text, nullable=True),
+    Column("redirect_uris", Text, nullable=False),  # JSON array
+    Column("scope", Text, nullable=False),  # the scopes the client may be granted
+    Column("jwks", Text, nullable=True),  # JSON Web Key Set (private_key_jwt)
+    Column("jwks_uri", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+)
+
+oauth_user = Table(
+    "oauth_user",
+    metadata,
+    Column("username", String(128), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("fhir_user", String(200), nullable=True),  # Practitioner/…, PractitionerRole/…, RelatedPerson/…, Patient/…
+    Column("display", String(200), nullable=True),
+    Column("roles", Text, nullable=False),  # JSON array, e.g. ["care-coordinator"], ["auditor"]
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+)
+
+oauth_code = Table(
+    "oauth_code",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(128), nullable=False),
+    Column("username", String(128), nullable=True),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=True),
+    Column("code_challenge_method", String(16), nullable=True),
+    Column("nonce", Text, nullable=True),
+    Column("patient", String(64), nullable=True),
+    Column("encounter", String(64), nullable=True),
+    Column("fhir_user", String(200), nullable=True),
+    Column("context", Text, nullable=True),  # JSON: launch context extras
+    Column("grant_id", String(64), nullable=False),
+    Column("issued_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used", Boolean, nullable=False),
+)
+
+oauth_launch = Table(
+    "oauth_launch",
+    metadata,
+    Column("launch_hash", String(64), primary_key=True),
+    Column("patient", String(64), nullable=True),
+    Column("encounter", String(64), nullable=True),
+    Column("fhir_user", String(200), nullable=True),
+    Column("context", Text, nullable=True),  # JSON: intent, smart_style_url, need_patient_banner, fhirContext
+    Column("created_by", String(128), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+oauth_token = Table(
+    "oauth_token",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # access | refresh
+    Column("client_id", String(128), nullable=False),
+    Column("username", String(128), nullable=True),
+    Column("scope", Text, nullable=False),
+    Column("patient", String(64), nullable=True),
+    Column("encounter", String(64), nullable=True),
+    Column("fhir_user", String(200), nullable=True),
+    Column("context", Text, nullable=True),
+    Column("grant_id", String(64), nullable=False),
+    Column("issued_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked", Boolean, nullable=False),
+    Index("ix_oauth_token_grant", "grant_id"),
+)
+
+oauth_jti = Table(
+    "oauth_jti",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("jti", String(256), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+oauth_key = Table(
+    "oauth_key",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(16), nullable=False),
+    Column("private_jwk", Text, nullable=False),  # JSON (the server's signing key; never served)
+    Column("created_at", BigInteger, nullable=False),
+    Column("active", Boolean, nullable=False),  # signs new tokens; inactive keys stay published until removed
+)
+
+
 POSTGRESQL_ONLY_INDEXES = frozenset({"ix_idx_text_tsv", "ix_idx_string_prefix"})
 """Indexes that migrations create on PostgreSQL only, with raw DDL SQLite cannot run (the prefix index
 ``idx_string (rtype, param, norm varchar_pattern_ops)`` of migration 0003, the GIN index on

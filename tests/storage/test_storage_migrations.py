@@ -36,6 +36,6 @@ def test_migrations_match_schema(empty_db_url):
                 assert "ix_idx_text_tsv" in names
                 assert conn.exec_driver_sql("SELECT cares_text_match('fever cough', 'cou fe')").scalar() is True
                 assert conn.exec_driver_sql("SELECT cares_text_match('fever cough', 'ever')").scalar() is False
-            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0006"
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0007"
     finally:
         engine.dispose()
