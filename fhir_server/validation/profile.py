@@ -271,7 +271,8 @@ def _elements_by_path(type_name: str) -> dict[str, dict[str, Any]]:
     cached = _BY_PATH.get(type_name)
     if cached is None:
         sd = structure_definitions()[type_name]
-        cached = _BY_PATH[type_name] = {el["path"]: el for el in sd["snapshot"]["element"] if ":" not in el.get("id", "")}
+        els = sd["snapshot"]["element"]
+        cached = _BY_PATH[type_name] = {el["path"]: el for el in els if ":" not in el.get("id", "")}
     return cached
 
 
