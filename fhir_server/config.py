@@ -23,6 +23,13 @@ class Settings:
     base_url: str = ""
     demo: bool = False
     no_auth: bool = True  # authorization arrives with the SMART issue; until then the server is open
+    #: SMART/OAuth lifetimes (seconds): access tokens, refresh tokens, authorization codes, EHR launch values
+    access_token_seconds: int = 3600
+    refresh_token_seconds: int = 30 * 24 * 3600
+    code_seconds: int = 60
+    launch_seconds: int = 300
+    #: login and token endpoint attempts allowed per client address and minute
+    auth_rate_per_minute: int = 20
     max_body_bytes: int = 16 * 1024 * 1024
     max_json_depth: int = 64
     default_count: int = 20
