@@ -165,7 +165,8 @@ def start_ours(database_url: str, port: int, log_path: Path, source: Path | None
     code of another checkout (e.g. a ``git worktree`` of an older commit) with this venv's packages."""
     if not CARES_FHIR.exists():
         raise SystemExit(f"{CARES_FHIR} missing: run `make install` in {REPO}")
-    env = {"CARES_FHIR_LOG_LEVEL": "warning"}
+    # benchmarks measure the open server (--no-auth; via the environment, which older checkouts ignore)
+    env = {"CARES_FHIR_LOG_LEVEL": "warning", "CARES_FHIR_NO_AUTH": "true"}
     cmd = [str(CARES_FHIR)]
     if source is not None:
         env["PYTHONPATH"] = str(source)

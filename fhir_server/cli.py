@@ -15,7 +15,8 @@ from fhir_server.config import Settings
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None),
                              database_url=args.database_url, demo=True if getattr(args, "demo", False) else None,
-                             base_url=getattr(args, "base_url", None))
+                             base_url=getattr(args, "base_url", None),
+                             no_auth=True if getattr(args, "no_auth", False) else None)
 
 
 def serve(args: argparse.Namespace) -> int:

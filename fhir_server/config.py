@@ -22,7 +22,7 @@ class Settings:
     #: Public base URL of the FHIR endpoint; derived from host/port when empty.
     base_url: str = ""
     demo: bool = False
-    no_auth: bool = True  # authorization arrives with the SMART issue; until then the server is open
+    no_auth: bool = False  # True (--no-auth, development only): no token needed, nothing enforced or audited
     #: SMART/OAuth lifetimes (seconds): access tokens, refresh tokens, authorization codes, EHR launch values
     access_token_seconds: int = 3600
     refresh_token_seconds: int = 30 * 24 * 3600

@@ -77,7 +77,7 @@ def _pg_available() -> bool:
 
 def _server(url: str) -> LiveServer:
     port = _free_port()
-    return LiveServer(Settings(host="127.0.0.1", port=port, database_url=url, pool_size=12,
+    return LiveServer(Settings(host="127.0.0.1", port=port, database_url=url, pool_size=12, no_auth=True,
                                max_body_bytes=2 * 1024 * 1024, max_json_depth=40, max_count=200)).start()
 
 

@@ -16,8 +16,11 @@ from typing import Any
 import orjson
 
 from fhir_server.api import routes
+from fhir_server.api.authn import authenticate
 from fhir_server.api.wire import FHIR_JSON, Request, accepts_json, dumps, http_date, parse_scope, read_body, send
+from fhir_server.auth.access import CURRENT, Access
 from fhir_server.definitions import resource_types
+from fhir_server.interactions import guard
 from fhir_server.interactions.request import Result
 from fhir_server.interactions.services import Services
 from fhir_server.outcome import FhirError, Issue, operation_outcome
@@ -36,9 +39,12 @@ class FhirApp:
         self.base = svc.base.encode()
         self.types = resource_types()
 
-    async def _fast_read(self, scope: dict[str, Any], send_fn: Any) -> bool:
+    async def _fast_read(self, scope: dict[str, Any], send_fn: Any, access: Access | None) -> bool:
         """``GET /fhir/[type]/[id]`` without conditions or parameters: one query, stored bytes out.
-        Returns False (nothing sent) whenever the general path must answer instead."""
+        Returns False (nothing sent) whenever the general path must answer instead. With a token: the
+        scope must allow reading the type without query restrictions, and a restricted token must see the
+        resource's compartment (checked on the stored JSON); anything else goes the general path, which
+        answers the 403/404 and records the denial."""
         parts = scope["path"].split("/")
         if len(parts) != 4 or parts[1] != "fhir" or parts[2] not in self.types or parts[3][:1] in ("_", "$", ""):
             return False
@@ -51,6 +57,8 @@ class FhirApp:
             return False
         if stored is None or stored.deleted:
             return False
+        if access is not None and not await self._fast_allowed(parts[2], parts[3], stored.body or ""):
+            return False
         body = stored.body.encode()  # type: ignore[union-attr]
         await send_fn({"type": "http.response.start", "status": 200, "headers": [
             _CONTENT_TYPE, (b"content-length", b"%d" % len(body)), (b"etag", b'W/"%d"' % stored.version),
@@ -58,9 +66,37 @@ class FhirApp:
         await send_fn({"type": "http.response.body", "body": body})
         return True
 
+    async def _fast_allowed(self, rtype: str, rid: str, body: str) -> bool:
+        pol = await guard.policy_for(self.svc)
+        g = pol.peek(rtype, "r") if pol is not None else None
+        if pol is None or g is None or g.restrictions is not None or rtype == "AuditEvent":
+            return False
+        resource = orjson.loads(body)
+        pats = pol.patients_of(resource)
+        if g.restricted and not g.sees_patients(pats):
+            return False
+        await guard.audit(self.svc, "R", "read", rtype=rtype, rid=rid, patients=tuple(sorted(pats or ())))
+        return True
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send_fn: Any) -> None:
         t0 = time.perf_counter()
-        if scope["method"] == "GET" and not scope["query_string"] and await self._fast_read(scope, send_fn):
+        access: Access | None = None
+        if not self.svc.settings.no_auth and not _open_path(scope):
+            access = await authenticate(self.svc, scope, send_fn)
+            if access is None:  # 401 sent (and recorded)
+                if log.isEnabledFor(logging.INFO):
+                    log.info("%s %s 401 %.1fms", scope.get("method", "?"), _path_shape(scope),
+                             (time.perf_counter() - t0) * 1e3)
+                return
+        ctx = CURRENT.set(access)
+        try:
+            await self._handle(scope, receive, send_fn, access, t0)
+        finally:
+            CURRENT.reset(ctx)
+
+    async def _handle(self, scope: dict[str, Any], receive: Any, send_fn: Any, access: Access | None,
+                      t0: float) -> None:
+        if scope["method"] == "GET" and not scope["query_string"] and await self._fast_read(scope, send_fn, access):
             if log.isEnabledFor(logging.INFO):
                 log.info("GET read %s 200 %.1fms", scope["path"], (time.perf_counter() - t0) * 1e3)
             return
@@ -124,6 +160,12 @@ class FhirApp:
         else:
             body = dumps(operation_outcome(result.issues), req.pretty)
         await send(send_fn, result.status, body, hdrs, head=head)
+
+
+def _open_path(scope: dict[str, Any]) -> bool:
+    """Paths answered without a token: the CapabilityStatement and SMART discovery documents."""
+    path = scope.get("path", "")
+    return path in ("/fhir/metadata", "/fhir/metadata/") or path.startswith("/fhir/.well-known/")
 
 
 def _path_shape(scope: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from fhir_server.indexing.dates import format_instant
-from fhir_server.interactions import crud, history, search
+from fhir_server.interactions import crud, guard, history, search
 from fhir_server.interactions.checks import known_type
 from fhir_server.interactions.matches import find_matches, parse_query
 from fhir_server.interactions.request import Interaction, Result
@@ -199,6 +199,7 @@ async def process(svc: Services, bundle: Any, *, strict: bool = False, minimal: 
         raise FhirError.of(400, "invalid", "POST to the base URL takes a Bundle of type transaction or batch")
     btype = bundle.get("type")
     entries = _parse_entries(bundle, svc.settings.max_bundle_entries)
+    await guard.policy_for(svc)  # each entry's interaction checks the token's scopes and compartments
     if btype == "batch":
         return await _batch(svc, entries, minimal)
     if btype == "transaction":
@@ -275,7 +276,8 @@ async def _resolve_conditional_target(svc: Services, conn: Conn, entry: Entry, m
         return
     if entry.method == "POST" and entry.request.get("ifNoneExist"):
         await conn.lock(f"conditional:{entry.rtype}")
-        matches = await find_matches(svc, conn, entry.rtype, parse_query(entry.request["ifNoneExist"]), limit=2)
+        matches = await find_matches(svc, conn, entry.rtype, parse_query(entry.request["ifNoneExist"]), limit=2,
+                                     perm="c")
         if len(matches) > 1:
             raise FhirError.of(412, "duplicate", f"ifNoneExist matched {len(matches)} resources")
         entry.request = {k: v for k, v in entry.request.items() if k != "ifNoneExist"}  # decided here
@@ -287,7 +289,7 @@ async def _resolve_conditional_target(svc: Services, conn: Conn, entry: Entry, m
                 mapping[entry.full_url] = f"{entry.rtype}/{entry.rid}"
     elif entry.method == "PUT" and entry.rid is None:
         await conn.lock(f"conditional:{entry.rtype}")
-        matches = await find_matches(svc, conn, entry.rtype, entry.params, limit=2)
+        matches = await find_matches(svc, conn, entry.rtype, entry.params, limit=2, perm="u")
         if len(matches) > 1:
             raise FhirError.of(412, "multiple-matches", f"The conditional update matched {len(matches)} resources")
         body_id = entry.resource.get("id") if isinstance(entry.resource, dict) else None

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import jsonpatch
 import orjson
 
-from fhir_server.interactions import conformance, profile_checks, search_parameters
+from fhir_server.interactions import conformance, guard, profile_checks, search_parameters
 from fhir_server.interactions.checks import known_type, resource_body, valid_id
 from fhir_server.interactions.matches import find_matches, parse_query
 from fhir_server.interactions.request import Interaction, Result, parse_etag
@@ -103,11 +103,15 @@ def _check_if_match(ix: Interaction, current: Stored | None) -> None:
 async def read(svc: Services, ix: Interaction, conn: Conn | None = None) -> Result:
     rtype, rid = known_type(ix.rtype or ""), ix.rid or ""
     shape = read_shape(ix.params) if ix.params else None  # _summary / _elements (400 when bad)
+    pol = await guard.policy_for(svc)
+    g = await pol.grant(rtype, "r") if pol is not None else None
     stored = await svc.repo.read(rtype, rid, conn)
     if stored is None:
         raise not_found(rtype, rid)
+    await _check_read(svc, pol, g, stored, conn)
     if stored.deleted:
         raise gone(stored)
+    await guard.audit(svc, "R", "read", rtype=rtype, rid=rid, patients=guard.body_patients(pol, svc, stored.body))
     if ix.if_none_match is not None and parse_etag(ix.if_none_match) == stored.version:
         return Result(304, stored=stored, location=True)
     if ix.if_modified_since is not None and stored.last_updated // 1_000_000 <= ix.if_modified_since // 1_000_000:
@@ -120,14 +124,41 @@ async def vread(svc: Services, ix: Interaction, conn: Conn | None = None) -> Res
     shape = read_shape(ix.params) if ix.params else None
     if not (ix.vid or "").isdigit() or len(ix.vid or "") > 9:
         raise not_found(rtype, f"{rid}/_history/{ix.vid}")
+    pol = await guard.policy_for(svc)
+    g = await pol.grant(rtype, "r") if pol is not None else None
     stored = await svc.repo.vread(rtype, rid, int(ix.vid or 0))
     if stored is None:
-        if await svc.repo.exists(rtype, rid):
-            raise FhirError.of(404, "not-found", f"{rtype}/{rid} has no version {ix.vid}")
+        if g is None or not g.restricted:
+            if await svc.repo.exists(rtype, rid):
+                raise FhirError.of(404, "not-found", f"{rtype}/{rid} has no version {ix.vid}")
         raise not_found(rtype, rid)
+    await _check_read(svc, pol, g, stored, conn, current=await svc.repo.read(rtype, rid, conn))
     if stored.deleted:
         raise gone(stored)
+    await guard.audit(svc, "R", "vread", rtype=rtype, rid=rid, patients=guard.body_patients(pol, svc, stored.body))
     return _shaped(stored, shape)
+
+
+async def _check_read(svc: Services, pol: guard.Policy | None, g: guard.Grant | None, stored: Stored,
+                      conn: Conn | None, current: Stored | None = None) -> None:
+    """404 when the token may not see ``stored`` (a version; for a vread also the ``current`` one): outside
+    its compartments, or not meeting its v2 query restrictions. A deleted resource's compartment cannot be
+    told: restricted tokens get 404 for it rather than 410."""
+    if pol is None or g is None:
+        return
+    for version in (stored, current):
+        if version is None:
+            continue
+        if version.deleted or not version.body:
+            if g.restricted:
+                raise await pol.deny(404, f"{stored.rtype}/{stored.id[:64]} is not known", stored.rtype,
+                                     stored.id, perm=g.perm, code="not-found")
+            continue
+        if g.restricted:
+            await pol.check_visible(g, orjson.loads(version.body), stored.id)
+    if g.restrictions is not None and not await guard.meets_restrictions(svc, conn, g, stored.id):
+        raise await pol.deny(404, f"{stored.rtype}/{stored.id[:64]} is not known", stored.rtype, stored.id,
+                             perm=g.perm, code="not-found")
 
 
 def _shaped(stored: Stored, shape: ReadShape | None) -> Result:
@@ -141,13 +172,17 @@ def _shaped(stored: Stored, shape: ReadShape | None) -> Result:
 async def create(svc: Services, ix: Interaction, conn: Conn | None = None, *, rid: str | None = None) -> Result:
     """POST [type]; ``rid`` is a server id chosen in advance (transactions resolve urn:uuid to it)."""
     rtype = known_type(ix.rtype or "")
+    pol = await guard.policy_for(svc)
+    g = await pol.grant(rtype, "c") if pol is not None else None
     resource = resource_body(ix.body, rtype)
+    if pol is not None and g is not None:
+        await pol.check_write(g, resource, None)
     warnings = await profile_checks.enforce(svc, resource, conn)
 
     async def run(c: Conn) -> Result:
         if ix.if_none_exist:
             await c.lock(f"conditional:{rtype}")
-            matches = await find_matches(svc, c, rtype, parse_query(ix.if_none_exist), limit=2)
+            matches = await find_matches(svc, c, rtype, parse_query(ix.if_none_exist), limit=2, perm="c")
             if len(matches) > 1:
                 raise FhirError.of(412, "duplicate", f"If-None-Exist matched {len(matches)} {rtype} resources")
             if matches:
@@ -156,6 +191,7 @@ async def create(svc: Services, ix: Interaction, conn: Conn | None = None, *, ri
         if rtype == "SearchParameter":
             search_parameters.check(svc, resource, rid)
         stored, as_json = await svc.repo.save(c, resource, rid or str(uuid.uuid4()), None, "POST", fresh_id=True)
+        await _after_write(svc, c, pol, g, stored, as_json, "C", "create")
         return Result(201, stored=stored, location=True, stored_json=as_json)
 
     return _written(svc, await in_write(svc, conn, run), warnings, conn)
@@ -165,6 +201,7 @@ async def create(svc: Services, ix: Interaction, conn: Conn | None = None, *, ri
 async def update(svc: Services, ix: Interaction, conn: Conn | None = None) -> Result:
     """PUT [type]/[id]: update, or create with the client's id when it does not exist."""
     rtype, rid = known_type(ix.rtype or ""), valid_id(ix.rid or "")
+    await _early(svc, rtype, "u")
     resource = resource_body(ix.body, rtype)
     if resource.get("id") != rid:
         raise FhirError.of(400, "invalid", f"The body's id ({str(resource.get('id'))[:64]}) must equal the id "
@@ -176,25 +213,77 @@ async def update(svc: Services, ix: Interaction, conn: Conn | None = None) -> Re
 
 async def _put(svc: Services, c: Conn, ix: Interaction, resource: dict[str, Any], rid: str, method: str) -> Result:
     rtype = resource["resourceType"]
+    pol = await guard.policy_for(svc)
+    g = await pol.grant(rtype, "u") if pol is not None else None
+    if pol is not None and g is not None:
+        await pol.check_write(g, resource, rid)
     if rtype == "SearchParameter":
         search_parameters.check(svc, resource, rid)
     current = await svc.repo.current_for_update(c, rtype, rid)
     _check_if_match(ix, current)
     if current is None:
+        gc = await _create_grant(pol, resource, rid)
         try:
             stored, as_json = await svc.repo.save(c, resource, rid, None, method)
+            await _after_write(svc, c, pol, gc, stored, as_json, "C", "update")
             return Result(201, stored=stored, location=True, stored_json=as_json)
         except IdTaken:  # created concurrently: lock it and update it
             current = await svc.repo.current_for_update(c, rtype, rid)
             _check_if_match(ix, current)
+    if current is not None and current.deleted:
+        g = await _create_grant(pol, resource, rid)
+    else:
+        await _check_existing(svc, c, pol, g, current)
     stored, as_json = await svc.repo.save(c, resource, rid, current, method)
-    return Result(201 if current is not None and current.deleted else 200,
-                  stored=stored, location=True, stored_json=as_json)
+    created = current is not None and current.deleted
+    await _after_write(svc, c, pol, g, stored, as_json, "C" if created else "U", "update")
+    return Result(201 if created else 200, stored=stored, location=True, stored_json=as_json)
+
+
+async def _early(svc: Services, rtype: str, perm: str) -> None:
+    """403 before any other work when no scope allows ``perm`` on ``rtype``."""
+    pol = await guard.policy_for(svc)
+    if pol is not None:
+        await pol.grant(rtype, perm)
+
+
+async def _create_grant(pol: guard.Policy | None, resource: dict[str, Any], rid: str) -> guard.Grant | None:
+    """An update that creates (no current version, or a deleted one) needs ``c`` as well as ``u``."""
+    if pol is None:
+        return None
+    g = await pol.grant(resource["resourceType"], "c")
+    await pol.check_write(g, resource, rid)
+    return g
+
+
+async def _check_existing(svc: Services, c: Conn, pol: guard.Policy | None, g: guard.Grant | None,
+                          current: Stored | None) -> None:
+    """403 when the stored resource to update/patch/delete is outside what the token may write."""
+    if pol is None or g is None or current is None or current.deleted or not current.body:
+        return
+    if g.restricted:
+        await pol.check_write(g, orjson.loads(current.body), current.id, existing=True)
+    if g.restrictions is not None and not await guard.meets_restrictions(svc, c, g, current.id):
+        raise await pol.deny(403, f"{current.rtype}/{current.id[:64]} is outside the token's scope restrictions",
+                             current.rtype, current.id, perm=g.perm)
+
+
+async def _after_write(svc: Services, c: Conn, pol: guard.Policy | None, g: guard.Grant | None, stored: Stored,
+                       as_json: dict[str, Any] | None, action: str, name: str) -> None:
+    """After a write (same transaction): the result must meet the token's v2 query restrictions (403 rolls the
+    write back), then the AuditEvent is written in the transaction."""
+    if pol is not None and g is not None and g.restrictions is not None \
+            and not await guard.meets_restrictions(svc, c, g, stored.id):
+        raise await pol.deny(403, f"The {stored.rtype} written does not meet the token's scope restrictions",
+                             stored.rtype, stored.id, perm=g.perm)
+    await guard.audit(svc, action, name, rtype=stored.rtype, rid=stored.id, conn=c,
+                      status=201 if action == "C" else 200, patients=guard.body_patients(pol, svc, as_json))
 
 
 async def conditional_update(svc: Services, ix: Interaction, conn: Conn | None = None) -> Result:
     """PUT [type]?[search]: 0 matches → create, 1 → update it, more → 412."""
     rtype = known_type(ix.rtype or "")
+    await _early(svc, rtype, "u")
     resource = resource_body(ix.body, rtype)
     if not ix.params:
         raise FhirError.of(400, "invalid", "Conditional update needs search parameters")
@@ -202,7 +291,7 @@ async def conditional_update(svc: Services, ix: Interaction, conn: Conn | None =
 
     async def run(c: Conn) -> Result:
         await c.lock(f"conditional:{rtype}")
-        matches = await find_matches(svc, c, rtype, ix.params, limit=2)
+        matches = await find_matches(svc, c, rtype, ix.params, limit=2, perm="u")
         if len(matches) > 1:
             raise FhirError.of(412, "multiple-matches", f"The conditional update matched {len(matches)} resources")
         body_id = resource.get("id")
@@ -224,6 +313,7 @@ async def patch(svc: Services, ix: Interaction, conn: Conn | None = None) -> Res
     rtype = known_type(ix.rtype or "")
     if not isinstance(ix.body, list):
         raise FhirError.of(400, "invalid", "A JSON Patch body is a JSON array of operations")
+    await _early(svc, rtype, "u")
     try:
         patch_doc = jsonpatch.JsonPatch(ix.body)
     except (jsonpatch.JsonPatchException, TypeError, KeyError, AttributeError) as e:
@@ -235,7 +325,7 @@ async def patch(svc: Services, ix: Interaction, conn: Conn | None = None) -> Res
         else:
             if not ix.params:
                 raise FhirError.of(400, "invalid", "Conditional patch needs search parameters")
-            matches = await find_matches(svc, c, rtype, ix.params, limit=2)
+            matches = await find_matches(svc, c, rtype, ix.params, limit=2, perm="u")
             if len(matches) != 1:
                 raise FhirError.of(412 if matches else 404, "multiple-matches" if matches else "not-found",
                                    f"The conditional patch matched {len(matches)} resources")
@@ -246,6 +336,9 @@ async def patch(svc: Services, ix: Interaction, conn: Conn | None = None) -> Res
         if current.deleted:
             raise gone(current)
         _check_if_match(ix, current)
+        pol = await guard.policy_for(svc)
+        g = await pol.grant(rtype, "u") if pol is not None else None
+        await _check_existing(svc, c, pol, g, current)
         try:
             patched = patch_doc.apply(orjson.loads(current.body or "{}"))
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError,
@@ -254,10 +347,13 @@ async def patch(svc: Services, ix: Interaction, conn: Conn | None = None) -> Res
         if not isinstance(patched, dict) or patched.get("resourceType") != rtype or patched.get("id") != rid:
             raise FhirError.of(422, "processing", "A patch may not change resourceType or id")
         resource_body(patched, rtype)
+        if pol is not None and g is not None:
+            await pol.check_write(g, patched, rid)
         warnings = await profile_checks.enforce(svc, patched, c)
         if rtype == "SearchParameter":
             search_parameters.check(svc, patched, rid)
         stored, as_json = await svc.repo.save(c, patched, rid, current, "PATCH")
+        await _after_write(svc, c, pol, g, stored, as_json, "U", "patch")
         return Result(200, stored=stored, location=True, stored_json=as_json, issues=warnings)
 
     return _written(svc, await in_write(svc, conn, run), None, conn)
@@ -266,15 +362,22 @@ async def patch(svc: Services, ix: Interaction, conn: Conn | None = None) -> Res
 # ------------------------------------------------------------------------------------------ delete
 async def delete(svc: Services, ix: Interaction, conn: Conn | None = None) -> Result:
     rtype, rid = known_type(ix.rtype or ""), ix.rid or ""
+    pol = await guard.policy_for(svc)
+    g = await pol.grant(rtype, "d") if pol is not None else None
 
     async def run(c: Conn) -> Result:
         current = await svc.repo.current_for_update(c, rtype, rid)
         if current is None:
             raise not_found(rtype, rid)
+        if g is not None and g.restricted and current.deleted:
+            raise not_found(rtype, rid)
+        await _check_existing(svc, c, pol, g, current)
         _check_if_match(ix, current)
         if current.deleted:  # deleting a deleted resource changes nothing
             return Result(204, headers={"ETag": f'W/"{current.version}"'})
         done = await svc.repo.delete(c, current)
+        await guard.audit(svc, "D", "delete", rtype=rtype, rid=rid, conn=c, status=204,
+                          patients=guard.body_patients(pol, svc, current.body))
         if _has_hooks(rtype):
             _deleted_hooks(svc, rtype, rid, current.body)
             _resync_on_rollback(svc, c, rtype, rid, None)
@@ -288,17 +391,22 @@ async def conditional_delete(svc: Services, ix: Interaction, conn: Conn | None =
     rtype = known_type(ix.rtype or "")
     if not ix.params:
         raise FhirError.of(400, "invalid", "Conditional delete needs search parameters")
+    pol = await guard.policy_for(svc)
+    g = await pol.grant(rtype, "d") if pol is not None else None
 
     async def run(c: Conn) -> Result:
         await c.lock(f"conditional:{rtype}")
-        matches = await find_matches(svc, c, rtype, ix.params, limit=MAX_CONDITIONAL_DELETE + 1)
+        matches = await find_matches(svc, c, rtype, ix.params, limit=MAX_CONDITIONAL_DELETE + 1, perm="d")
         if len(matches) > MAX_CONDITIONAL_DELETE:
             raise FhirError.of(412, "too-costly", f"The conditional delete matched more than "
                                f"{MAX_CONDITIONAL_DELETE} resources; narrow the search")
         for m in matches:
             current = await svc.repo.current_for_update(c, rtype, m.id)
             if current is not None and not current.deleted:
+                await _check_existing(svc, c, pol, g, current)
                 await svc.repo.delete(c, current)
+                await guard.audit(svc, "D", "delete-conditional", rtype=rtype, rid=m.id, conn=c, status=200,
+                                  patients=guard.body_patients(pol, svc, current.body))
                 if _has_hooks(rtype):
                     _deleted_hooks(svc, rtype, m.id, current.body)
                     _resync_on_rollback(svc, c, rtype, m.id, None)

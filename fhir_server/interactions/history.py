@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import orjson
 
 from fhir_server.indexing.dates import format_instant, parse_date_range, to_instant_us
+from fhir_server.interactions import guard
 from fhir_server.interactions.checks import known_type
 from fhir_server.interactions.request import Interaction, Result
 from fhir_server.interactions.services import Services
@@ -34,6 +35,13 @@ def _encode(lu: int, rkey: int, version: int) -> str:
 
 async def history(svc: Services, ix: Interaction, conn: Conn | None = None) -> Result:
     rtype = known_type(ix.rtype) if ix.rtype else None
+    pol = await guard.policy_for(svc)
+    if pol is not None:
+        if rtype is not None:
+            await pol.grant(rtype, "s")
+        elif not any("s" in rs.perms for rs in pol.access.scopes.resource):
+            raise await pol.deny(403, "The token's scopes do not allow history", None, perm="s")
+    visible = guard.include_filter(pol, "s")
     params = dict(ix.params)
     for k in params:
         if k not in _KNOWN and ix.strict:
@@ -54,6 +62,11 @@ async def history(svc: Services, ix: Interaction, conn: Conn | None = None) -> R
         cursor = _cursor(params["_cursor"])
     if ix.rid is not None and rtype is not None and not await svc.repo.exists(rtype, ix.rid):
         raise FhirError.of(404, "not-found", f"{rtype}/{ix.rid[:64]} is not known")
+    if ix.rid is not None and rtype is not None and pol is not None and visible is not None:
+        cur = await svc.repo.read(rtype, ix.rid, conn)
+        if cur is None or not visible(rtype, cur.body):
+            raise await pol.deny(404, f"{rtype}/{ix.rid[:64]} is not known", rtype, ix.rid, perm="s",
+                                 code="not-found")
     rows = await svc.repo.history(rtype=rtype, rid=ix.rid, since=since, at=at, count=count + 1, cursor=cursor)
     has_next = len(rows) > count
     rows = rows[:count]
@@ -67,7 +80,11 @@ async def history(svc: Services, ix: Interaction, conn: Conn | None = None) -> R
         after = _encode(last.last_updated, last.rkey, last.version)
         links.append({"relation": "next", "url": f"{path}?{urlencode([*keep, ('_count', count), ('_cursor', after)])}"})
     entries: list[dict[str, Any]] = []
+    filtered = False
     for stored, method in rows:
+        if visible is not None and not visible(stored.rtype, stored.body):
+            filtered = True  # not the token's to see (a deleted version's compartment cannot be told)
+            continue
         entry: dict[str, Any] = {"fullUrl": f"{base}/{stored.rtype}/{stored.id}"}
         if stored.body is not None:
             entry["resource"] = orjson.Fragment(stored.body)
@@ -78,8 +95,11 @@ async def history(svc: Services, ix: Interaction, conn: Conn | None = None) -> R
                              "lastModified": format_instant(stored.last_updated)}
         entries.append(entry)
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "link": links}
-    if cursor is None and not has_next:
+    if cursor is None and not has_next and not filtered:
         bundle["total"] = len(entries)
     if entries:
         bundle["entry"] = entries
+    level = "instance" if ix.rid else ("type" if rtype else "system")
+    await guard.audit(svc, "R", f"history-{level}", rtype=rtype, rid=ix.rid, query=urlencode(ix.params) or None,
+                      patients=guard.search_patients(ix.params))
     return Result(200, raw=orjson.dumps(bundle))

@@ -17,7 +17,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
+import orjson
+
+from fhir_server.interactions import guard
 from fhir_server.interactions.request import Interaction, Result
 from fhir_server.interactions.services import Services
 from fhir_server.outcome import FhirError
@@ -140,5 +144,29 @@ async def dispatch(svc: Services, ix: Interaction, name: str) -> Result:
         raise FhirError.of(404, "not-supported", f"Operation ${name[:64]} is not supported at {where}")
     if ix.method not in ("GET", "POST") or (ix.method == "GET" and op.affects_state):
         raise FhirError.of(405, "not-supported", f"${name} cannot be invoked with {ix.method}")
+    pol = await guard.policy_for(svc)
+    if pol is not None and ix.rtype is not None and ix.rid is not None:
+        await _instance_visible(svc, pol, ix.rtype, ix.rid)
     call = OperationCall(name, ix.method, ix.rtype, ix.rid, ix, _parameters_of(ix.body, name))
-    return await op.handler(svc, call)
+    result = await op.handler(svc, call)
+    await guard.audit(svc, "E", f"operation-{name[:40]}", rtype=ix.rtype, rid=ix.rid,
+                      query=urlencode(ix.params) or None)
+    return result
+
+
+async def _instance_visible(svc: Services, pol: guard.Policy, rtype: str, rid: str) -> None:
+    """An operation on an instance (``Patient/x/$validate``): any valid token may call it (``$validate``,
+    terminology), but a restricted token only on an instance it may see (404 otherwise)."""
+    from fhir_server.auth.compartment import member_params
+
+    if member_params(svc.registry, rtype) is None:
+        return  # shared types (ValueSet/x/$expand, …)
+    allowed = pol.patients_for_contexts("r")
+    if allowed is None:
+        return
+    stored = await svc.repo.read(rtype, rid)
+    if stored is None or stored.deleted or not stored.body:
+        return  # the operation answers 404 itself
+    pats = pol.patients_of(orjson.loads(stored.body))
+    if not pats or not pats & allowed:
+        raise await pol.deny(404, f"{rtype}/{rid[:64]} is not known", rtype, rid, perm="r", code="not-found")

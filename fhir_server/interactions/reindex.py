@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import orjson
 
+from fhir_server.interactions import guard
 from fhir_server.interactions.checks import known_type
 from fhir_server.interactions.request import Interaction, Result
 from fhir_server.interactions.services import Services
@@ -53,6 +54,10 @@ async def reindex(svc: Services, rtype: str | None = None, *, batch: int = BATCH
 async def operation(svc: Services, ix: Interaction) -> Result:
     """``POST [base]/$reindex`` (``ix.rtype`` None) or ``POST [base]/[type]/$reindex``."""
     rtype = known_type(ix.rtype) if ix.rtype is not None else None
+    pol = await guard.policy_for(svc)
+    if pol is not None:
+        await pol.require_admin("$reindex")
     n = await reindex(svc, rtype)
+    await guard.audit(svc, "E", "operation-reindex", rtype=rtype)
     what = f"{rtype} resource(s)" if rtype else "resource(s)"
     return Result(200, resource=operation_outcome([Issue("information", "informational", f"Reindexed {n} {what}")]))

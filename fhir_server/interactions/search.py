@@ -18,11 +18,13 @@ from the stored JSON text (no per-resource parse or re-serialisation on this hot
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 
 from fhir_server.definitions import patient_compartment
+from fhir_server.interactions import guard
 from fhir_server.interactions.checks import known_type
 from fhir_server.interactions.request import Interaction, Result
 from fhir_server.interactions.services import Services
@@ -62,10 +64,17 @@ async def _terminology_for(svc: Services, params: list[tuple[str, str]]) -> None
 async def search(svc: Services, ix: Interaction, conn: Conn | None = None) -> Result:
     rtype = known_type(ix.rtype or "")
     s = svc.settings
+    pol = await guard.policy_for(svc)
+    if pol is not None:
+        await pol.grant(rtype, "s")
     await _terminology_for(svc, ix.params)
     parsed = parse_search(rtype, ix.params, svc.registry, base_url=svc.base, strict=ix.strict,
                           default_count=s.default_count, max_count=s.max_count, allow_post_filter=True)
-    return await _with_conn(svc, parsed, conn, rtype)
+    await guard.restrict_search(svc, pol, parsed)
+    result = await _with_conn(svc, parsed, conn, rtype, guard.include_filter(pol))
+    await guard.audit(svc, "R", "search-type", rtype=rtype, query=urlencode(ix.params),
+                      patients=guard.search_patients(ix.params))
+    return result
 
 
 async def compartment(svc: Services, ix: Interaction, ctype: str, cid: str, conn: Conn | None = None) -> Result:
@@ -77,19 +86,41 @@ async def compartment(svc: Services, ix: Interaction, ctype: str, cid: str, conn
     if target != "*":
         known_type(target)
     s = svc.settings
+    pol = await guard.policy_for(svc)
+    if pol is not None:
+        await _compartment_allowed(pol, target, cid)
     await _terminology_for(svc, ix.params)
     parsed = parse_compartment_search(ctype, cid, target, ix.params, svc.registry, base_url=svc.base,
                                       compartment=patient_compartment(), strict=ix.strict,
                                       default_count=s.default_count, max_count=s.max_count)
-    return await _with_conn(svc, parsed, conn, f"{ctype}/{cid}/{target}")
+    await guard.restrict_search(svc, pol, parsed)
+    result = await _with_conn(svc, parsed, conn, f"{ctype}/{cid}/{target}", guard.include_filter(pol))
+    await guard.audit(svc, "R", "search-compartment", rtype=target if target != "*" else None,
+                      query=urlencode(ix.params), patients=(cid,))
+    return result
 
 
-async def _with_conn(svc: Services, parsed: ParsedSearch, conn: Conn | None, path: str) -> Result:
+async def _compartment_allowed(pol: guard.Policy, target: str, cid: str) -> None:
+    """``Patient/[cid]/[target]``: 403 when no scope allows searching ``target`` (for ``*``: any type); 404
+    when ``Patient/[cid]`` is outside the patients the token may see (restricted tokens)."""
+    if target != "*":
+        g = await pol.grant(target, "s")
+        allowed = g.patients
+    else:
+        if not any("s" in rs.perms for rs in pol.access.scopes.resource):
+            raise await pol.deny(403, "The token's scopes do not allow searching", None, perm="s")
+        allowed = pol.patients_for_contexts("s")
+    if allowed is not None and cid not in allowed:
+        raise await pol.deny(404, f"Patient/{cid[:64]} is not known", "Patient", cid, perm="s", code="not-found")
+
+
+async def _with_conn(svc: Services, parsed: ParsedSearch, conn: Conn | None, path: str,
+                     keep: Any = None) -> Result:
     if conn is not None:
-        return await _run(svc, parsed, conn, path)
+        return await _run(svc, parsed, conn, path, keep)
     await svc.db.before_search()
     async with svc.db.read() as c:
-        return await _run(svc, parsed, c, path)
+        return await _run(svc, parsed, c, path, keep)
 
 
 def _selective(parsed: ParsedSearch) -> bool:
@@ -106,7 +137,8 @@ def _type_only(parsed: ParsedSearch) -> bool:
     Python post-filter. ``compile_count`` would then be ``count(*) … WHERE rtype = %s AND NOT deleted``.
     Result parameters (``_sort``, ``_include``, ``_summary``, ``_elements``, the cursor) do not change
     which resources match, and ignored unknown parameters are not criteria."""
-    return not parsed.criteria and not parsed.post_filters and parsed.types is None
+    return not parsed.criteria and not parsed.post_filters and parsed.types is None and (
+        parsed.visibility is None or parsed.visibility.patients(parsed.rtype) is None)
 
 
 def _passes(parsed: ParsedSearch, row: tuple) -> bool:
@@ -173,7 +205,7 @@ def _url(base: str, path: str, params: list[tuple[str, str]]) -> str:
     return f"{base}/{path}?{urlencode(params)}"
 
 
-async def _run(svc: Services, parsed: ParsedSearch, conn: Conn, path: str) -> Result:
+async def _run(svc: Services, parsed: ParsedSearch, conn: Conn, path: str, keep: Any = None) -> Result:
     base = svc.base
     total: int | None = None
     rows: list[tuple] = []
@@ -215,7 +247,7 @@ async def _run(svc: Services, parsed: ParsedSearch, conn: Conn, path: str) -> Re
                        + (shape.match(r[4]) if shape else r[4].encode()) + b',"search":{"mode":"match"}}')
     warnings = list(parsed.warnings)
     if rows and (parsed.includes or parsed.revincludes):
-        entries += await _includes(conn, parsed, rows, warnings, shape)
+        entries += await _includes(conn, parsed, rows, warnings, shape, keep)
     if warnings:
         entries.append(b'{"resource":' + orjson.dumps(operation_outcome(warnings))
                        + b',"search":{"mode":"outcome"}}')
@@ -226,9 +258,10 @@ async def _run(svc: Services, parsed: ParsedSearch, conn: Conn, path: str) -> Re
 
 
 async def _includes(conn: Conn, parsed: ParsedSearch, rows: list[tuple], warnings: list[Issue],
-                    shape: SearchShape | None = None) -> list[bytes]:
+                    shape: SearchShape | None = None, keep: Any = None) -> list[bytes]:
     """The include entries for a page: round 1 applies every _include/_revinclude to the matches; each
-    further round applies the ``:iterate`` ones to what the previous round added, until nothing new."""
+    further round applies the ``:iterate`` ones to what the previous round added, until nothing new.
+    ``keep(rtype, body)`` (authorization on): only what it accepts is added (and iterated from)."""
     base = svc_base = parsed.base_url  # the base the links and fullUrls use
     seen = {(r[5], r[1]) for r in rows}
     frontier: dict[str, list[int]] = {}
@@ -250,6 +283,9 @@ async def _includes(conn: Conn, parsed: ParsedSearch, rows: list[tuple], warning
             for inc in await conn.all(sql, args):
                 key = (inc[5], inc[1])
                 if key in seen:
+                    continue
+                if keep is not None and not keep(inc[5], inc[4]):
+                    seen.add(key)
                     continue
                 if len(entries) >= MAX_INCLUDED:
                     warnings.append(Issue("warning", "too-costly",

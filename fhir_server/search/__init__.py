@@ -33,6 +33,7 @@ from fhir_server.search.model import (
     TextValue,
     TokenValue,
     UriValue,
+    Visibility,
     decode_cursor,
     encode_cursor,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "TextValue",
     "TokenValue",
     "UriValue",
+    "Visibility",
     "compile_count",
     "compile_include",
     "compile_includes",

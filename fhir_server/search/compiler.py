@@ -50,6 +50,7 @@ from fhir_server.search.model import (
     TextValue,
     TokenValue,
     UriValue,
+    Visibility,
 )
 
 SqlArgs = tuple[str, list]
@@ -284,9 +285,10 @@ def _and(conds: list[SqlArgs]) -> SqlArgs:
 class _Ctx:
     """Per-query compile state: fresh aliases for the resource rows of nested sub-queries."""
 
-    def __init__(self, base_url: str, bound: SqlArgs = ("", [])) -> None:
+    def __init__(self, base_url: str, bound: SqlArgs = ("", []), visibility: Visibility | None = None) -> None:
         self.base_url = base_url
         self.bound = bound  # extra condition on ``i.rkey`` for top-level index sub-queries (keyset page)
+        self.visibility = visibility
         self.n = 0
 
     def alias(self, prefix: str) -> str:
@@ -352,11 +354,13 @@ def _chain(ctx: _Ctx, rtype: RTypes, c: Criterion, alias: str) -> SqlArgs:
         if len(t.target_types) == 1:
             (tt,) = t.target_types
             inner, iargs = _crit(ctx, tt, t.criterion, ta, nested=True)
+            inner, iargs = _with_visible(ctx, tt, ta, inner, iargs)
             branches.append((f"(i.target_type = %s AND i.target_id IN (SELECT {ta}.id FROM resource {ta} "
                              f"WHERE {ta}.rtype = %s AND NOT {ta}.deleted AND {inner}))", [tt, tt, *iargs]))
             continue
         # several target types with the same chained criterion: one sub-query over all of them
         inner, iargs = _crit(ctx, t.target_types, t.criterion, ta, nested=True)
+        inner, iargs = _with_visible(ctx, t.target_types, ta, inner, iargs)
         marks = _placeholders(len(t.target_types))
         branches.append((f"((i.target_type, i.target_id) IN (SELECT {ta}.rtype, {ta}.id FROM resource {ta} "
                          f"WHERE {ta}.rtype IN ({marks}) AND NOT {ta}.deleted AND {inner}))",
@@ -396,9 +400,11 @@ def _has(ctx: _Ctx, rtype: RTypes, c: Criterion, alias: str) -> SqlArgs:
     head_args = [*target_args, h.source_type, h.ref_param, *local_args]
     if not _needs_row(h.criterion):
         inner, iargs = _crit(ctx, h.source_type, h.criterion, ha, nested=True)
+        inner, iargs = _with_visible(ctx, h.source_type, ha, inner, iargs)
         return f"EXISTS (SELECT 1 FROM idx_reference {ha}{head} AND {inner})", [*head_args, *iargs]
     sa = ctx.alias("s")
     inner, iargs = _crit(ctx, h.source_type, h.criterion, sa, nested=True)
+    inner, iargs = _with_visible(ctx, h.source_type, sa, inner, iargs)
     return (f"EXISTS (SELECT 1 FROM idx_reference {ha} JOIN resource {sa} ON {sa}.rkey = {ha}.rkey{head}"
             f" AND {sa}.rtype = %s AND NOT {sa}.deleted AND {inner})", [*head_args, h.source_type, *iargs])
 
@@ -424,16 +430,73 @@ def _compartment(ctx: _Ctx, c: Criterion, alias: str) -> SqlArgs:
     return f"{alias}.rkey IN ({' UNION ALL '.join(parts)})", args
 
 
+def _visible_one(ctx: _Ctx, rtype: str, alias: str) -> SqlArgs | None:
+    """The condition that resource ``alias`` of type ``rtype`` is visible (None: no condition)."""
+    vis = ctx.visibility
+    assert vis is not None
+    ids = vis.patients(rtype)
+    if ids is None:
+        return None
+    if not ids:
+        return "1 = 0", []
+    from fhir_server.auth.compartment import member_params
+
+    codes = member_params(vis.registry, rtype) or ()
+    marks = _placeholders(len(ids))
+    parts: list[str] = []
+    args: list = []
+    if codes:
+        local_sql, local_args = _local_only(ctx.base_url, "v")
+        parts.append(f"SELECT v.rkey FROM idx_reference v WHERE v.rtype = %s AND v.param IN "
+                     f"({_placeholders(len(codes))}) AND v.target_type = %s AND v.target_id IN ({marks}){local_sql}")
+        args += [rtype, *codes, "Patient", *ids, *local_args]
+    if rtype == "Patient":
+        parts.append(f"SELECT vp.rkey FROM resource vp WHERE vp.rtype = %s AND vp.id IN ({marks})")
+        args += ["Patient", *ids]
+    if not parts:
+        return "1 = 0", []
+    return f"{alias}.rkey IN ({' UNION ALL '.join(parts)})", args
+
+
+def _visible(ctx: _Ctx, rtype: RTypes, alias: str) -> SqlArgs | None:
+    """The visibility condition on resource ``alias`` (one type, or several: per type), None when none."""
+    if ctx.visibility is None:
+        return None
+    if not isinstance(rtype, tuple):
+        return _visible_one(ctx, rtype, alias)
+    conds = {t: _visible_one(ctx, t, alias) for t in rtype}
+    if all(c is None for c in conds.values()):
+        return None
+    branches: list[SqlArgs] = []
+    for t, c in conds.items():
+        if c is None:
+            branches.append((f"{alias}.rtype = %s", [t]))
+        elif c[0] != "1 = 0":
+            branches.append((f"({alias}.rtype = %s AND {c[0]})", [t, *c[1]]))
+    return _or(branches) if branches else ("1 = 0", [])
+
+
+def _with_visible(ctx: _Ctx, rtype: RTypes, alias: str, sql: str, args: list) -> SqlArgs:
+    vis = _visible(ctx, rtype, alias)
+    if vis is None:
+        return sql, args
+    return f"({sql} AND {vis[0]})", [*args, *vis[1]]
+
+
 def criterion_sql(rtype: str, c: Criterion, base_url: str = "") -> SqlArgs:
     """The SQL condition (on alias ``r`` = resource) for one criterion."""
     return _crit(_Ctx(base_url), rtype, c, "r", nested=False)
 
 
 def _where(parsed: ParsedSearch, bound: SqlArgs = ("", [])) -> tuple[list[str], list]:
-    ctx = _Ctx(parsed.base_url, bound)
+    ctx = _Ctx(parsed.base_url, bound, parsed.visibility)
     rtype: RTypes = parsed.rtype if parsed.types is None else parsed.types
     rt_sql, args = _rtype_cond(rtype, "r.rtype")
     where = [rt_sql, "NOT r.deleted"]
+    vis = _visible(ctx, rtype, "r")
+    if vis is not None:
+        where.append(vis[0])
+        args.extend(vis[1])
     for c in parsed.criteria:
         sql, a = _crit(ctx, rtype, c, "r", nested=False)
         where.append(sql)

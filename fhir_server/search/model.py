@@ -169,6 +169,18 @@ class Cursor:
     before: bool = False
 
 
+@dataclass(frozen=True)
+class Visibility:
+    """What an authorized caller may find (issue 7, ``auth.policy``): for each resource type, ``patients(t)``
+    is None (every resource of ``t``), ``()`` (none) or the ids of the patients whose Patient compartment
+    members of ``t`` are visible. ``registry`` knows each type's compartment reference parameters. The compiler
+    adds the condition to the searched resources and to every resource a chain or ``_has`` looks through,
+    so those can only narrow what the caller sees."""
+
+    patients: Callable[[str], tuple[str, ...] | None]
+    registry: Any
+
+
 @dataclass
 class ParsedSearch:
     rtype: str
@@ -188,6 +200,8 @@ class ParsedSearch:
     post_filters: list[Callable[[dict[str, Any]], bool]] = field(default_factory=list)
     #: resource types a multi-type search (compartment ``*``) covers; None: just ``rtype``
     types: tuple[str, ...] | None = None
+    #: what an authorized caller may see (None: everything)
+    visibility: Visibility | None = None
 
     def _base_params(self) -> list[tuple[str, str]]:
         out = [(k, v) for k, v in self.params if k not in PAGING_PARAMS]

@@ -1,0 +1,159 @@
+"""The glue between the interactions and authorization (``auth.policy``) and the audit trail (``audit``).
+
+Every interaction calls these: they do nothing when authorization is off (``--no-auth``) or the caller is the
+server itself (no ``Access`` in the request context), so the open server behaves as before. Decision: nothing
+is audited then either — there is no caller to record, and the open mode is for development only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from fhir_server import audit as audit_trail
+from fhir_server.audit import AuditRecord
+from fhir_server.auth.access import current
+from fhir_server.auth.policy import Grant, Policy, policy_for
+from fhir_server.interactions.services import Services
+from fhir_server.outcome import FhirError
+from fhir_server.search import Criterion, ParsedSearch, Visibility, compile_count, parse_search
+from fhir_server.storage.db import Conn
+
+__all__ = ["Grant", "Policy", "audit", "include_filter", "meets_restrictions", "policy_for", "restrict_search",
+           "search_patients"]
+
+log = logging.getLogger("cares_fhir.audit")
+_NOTHING = Criterion("_id", "_id", None, ("",), "scope")  # no resource has an empty id
+
+
+def _restriction_criterion(svc: Services, rtype: str, restrictions: tuple[tuple[tuple[str, str], ...], ...]) \
+        -> Criterion:
+    """The v2 scope query restrictions as one criterion: the alternatives OR-ed, each one's parameters AND-ed."""
+    alternatives = []
+    for params in restrictions:
+        try:
+            parsed = parse_search(rtype, list(params), svc.registry, base_url=svc.base, strict=True)
+        except FhirError:
+            log.warning("a scope query restriction on %s does not parse; it matches nothing", rtype)
+            continue
+        alternatives.append(tuple(parsed.criteria) or (_NOTHING,))
+    if not alternatives:
+        return _NOTHING
+    return Criterion("_scope", "composite", None, tuple(alternatives), "scope restriction")
+
+
+async def restrict_search(svc: Services, pol: Policy | None, parsed: ParsedSearch, perm: str = "s") -> None:
+    """Limit ``parsed`` to what the token may find (compartments, chains, ``_has``, v2 restrictions); 403 when
+    no scope allows ``perm`` on the searched type."""
+    if pol is None:
+        return
+    if parsed.types is None:
+        g = await pol.grant(parsed.rtype, perm)
+        if g.restrictions is not None:
+            parsed.criteria.insert(0, _restriction_criterion(svc, parsed.rtype, g.restrictions))
+        parsed.visibility = pol.visibility(perm)
+        return
+    base = pol.visibility(perm)
+
+    def patients(t: str) -> tuple[str, ...] | None:  # several types: those with query restrictions are left out
+        g = pol.peek(t, perm)
+        return () if g is not None and g.restrictions is not None else base.patients(t)
+
+    parsed.visibility = Visibility(patients, svc.registry)
+
+
+async def restrict_matches(svc: Services, parsed: ParsedSearch, perm: str) -> None:
+    """Limit the matches of a conditional create/update/patch/delete or conditional reference to what the token
+    may ``perm`` (no error: what it may not touch simply does not match)."""
+    pol = await policy_for(svc)
+    if pol is None:
+        return
+    g = pol.peek(parsed.rtype, perm)
+    if g is not None and g.restrictions is not None:
+        parsed.criteria.insert(0, _restriction_criterion(svc, parsed.rtype, g.restrictions))
+    parsed.visibility = pol.visibility(perm)
+
+
+async def meets_restrictions(svc: Services, conn: Conn | None, g: Grant, rid: str) -> bool:
+    """Whether ``g.rtype/rid`` meets the grant's v2 query restrictions (True when it has none)."""
+    if g.restrictions is None:
+        return True
+    parsed = parse_search(g.rtype, [("_id", rid)], svc.registry, base_url=svc.base)
+    parsed.criteria.append(_restriction_criterion(svc, g.rtype, g.restrictions))
+    sql, args = compile_count(parsed)
+    if conn is not None:
+        row = await conn.one(sql, args)
+    else:
+        async with svc.db.read() as c:
+            row = await c.one(sql, args)
+    return bool(row and row[0])
+
+
+def include_filter(pol: Policy | None, perm: str = "r") -> Any:
+    """A predicate ``(rtype, body_text) -> bool`` for resources brought in by ``_include``/``_revinclude`` and
+    history entries (None when everything may be shown). Types under v2 query restrictions are left out."""
+    if pol is None:
+        return None
+
+    def keep(rtype: str, body: str | None) -> bool:
+        g = pol.peek(rtype, perm)
+        if g is None or g.restrictions is not None:
+            return False
+        if g.patients is None:
+            return True
+        if not body:
+            return False
+        return g.sees_patients(pol.patients_of(orjson.loads(body)))
+
+    return keep
+
+
+def search_patients(params: list[tuple[str, str]]) -> tuple[str, ...]:
+    """The patients a search is about, for the audit trail: the token's launch patient, or the ``patient`` /
+    ``subject`` values searched (``Patient/x`` or ``x``)."""
+    access = current()
+    if access is not None and access.patient:
+        return (access.patient,)
+    out: list[str] = []
+    for k, v in params:
+        name = k.split(":", 1)[0]
+        if name not in ("patient", "subject"):
+            continue
+        for one in v.split(","):
+            if "Patient/" in one or (name == "patient" and "/" not in one):
+                pid = one.rsplit("/", 1)[-1]
+                if pid and pid not in out:
+                    out.append(pid)
+    return tuple(out[:20])
+
+
+async def audit(svc: Services, action: str, interaction: str, *, rtype: str | None = None, rid: str | None = None,
+                query: str | None = None, patients: tuple[str, ...] | frozenset[str] | None = (),
+                status: int = 200, conn: Conn | None = None, detail: dict[str, Any] | None = None) -> None:
+    """Record a successful interaction for the current caller (nothing without one). With ``conn`` the
+    AuditEvent is written in that (write) transaction."""
+    access = current()
+    if access is None:
+        return
+    rec = AuditRecord(action, interaction, "0", status, rtype, rid, query, tuple(sorted(patients or ())),
+                      access=access, source=access.source, detail=detail or {})
+    if conn is not None:
+        await audit_trail.record(svc, rec, conn)
+        return
+    try:
+        await audit_trail.record(svc, rec)
+    except Exception:  # noqa: BLE001 - a queued audit must not fail the read; the failure is logged
+        log.exception("audit record failed for %s", interaction)
+
+
+def body_patients(pol: Policy | None, svc: Services, body: dict[str, Any] | str | None) -> tuple[str, ...]:
+    """The patients whose compartment a resource is in (for the audit trail)."""
+    if current() is None or not body:
+        return ()
+    from fhir_server.auth.compartment import patients_of
+
+    resource = orjson.loads(body) if isinstance(body, str) else body
+    pats = patients_of(svc.registry, resource, svc.base)
+    return tuple(sorted(pats)) if pats else ()
