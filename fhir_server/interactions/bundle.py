@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from fhir_server.indexing.dates import format_instant
-from fhir_server.interactions import crud, guard, history, search
+from fhir_server.interactions import crud, guard, history, profile_checks, search
 from fhir_server.interactions.checks import known_type
 from fhir_server.interactions.matches import find_matches, parse_query
 from fhir_server.interactions.request import Interaction, Result
@@ -257,18 +257,31 @@ async def _transaction(svc: Services, entries: list[Entry], minimal: bool) -> Re
                     entry.params = [(k, mapping.get(v, v)) for k, v in entry.params]
             except FhirError as e:
                 raise _fail(entry, e) from None
-        for entry in sorted(entries, key=lambda en: (_ORDER[en.method], en.index)):
-            if entry.resolved:
-                continue
-            try:
-                entry.result = await _run_entry(svc, entry, conn)
-            except FhirError as e:
-                raise _fail(entry, e) from None
-            if entry.result.status >= 400:
-                raise _fail(entry, FhirError(entry.result.status, entry.result.issues))
+        token = profile_checks.PENDING.set(_pending(entries))
+        try:
+            for entry in sorted(entries, key=lambda en: (_ORDER[en.method], en.index)):
+                if entry.resolved:
+                    continue
+                try:
+                    entry.result = await _run_entry(svc, entry, conn)
+                except FhirError as e:
+                    raise _fail(entry, e) from None
+                if entry.result.status >= 400:
+                    raise _fail(entry, FhirError(entry.result.status, entry.result.issues))
+        finally:
+            profile_checks.PENDING.reset(token)
     out = [_response_entry(svc, e, e.result, minimal) for e in entries if e.result is not None]
     return Result(200, resource={"resourceType": "Bundle", "id": str(uuid.uuid4()),
                                  "type": "transaction-response", "entry": out})
+
+
+def _pending(entries: list[Entry]) -> dict[str, dict[str, Any]]:
+    """What the transaction's creates and updates will store, by ``Type/id`` (``profile_checks.PENDING``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        if e.method in ("POST", "PUT") and isinstance(e.resource, dict) and e.rtype and e.rid and not e.resolved:
+            out[f"{e.rtype}/{e.rid}"] = {**e.resource, "id": e.rid}
+    return out
 
 
 async def _resolve_conditional_target(svc: Services, conn: Conn, entry: Entry, mapping: dict[str, str]) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -128,11 +129,18 @@ def _claimed(body: Any) -> list[str]:
     return [p for p in profiles if isinstance(p, str)] if isinstance(profiles, list) else []
 
 
+#: While a transaction runs: ``Type/id`` -> the resource a later entry of the same transaction writes. A reference
+#: to it is checked against that resource (what the transaction commits, or nothing), not reported as "not on this
+#: server" — e.g. an ICP entry before the entry of its emergency plan (Appendix M §VI.A.1.c.vi(5)).
+PENDING: ContextVar[dict[str, dict[str, Any]] | None] = ContextVar("cares_fhir_pending_entries", default=None)
+
+
 async def fetch_targets(c: Conn, refs: Sequence[str], bodies: dict[str, dict[str, Any]] | None = None
                         ) -> dict[str, list[str] | None]:
     """``refs`` (``Type/id``) -> the ``meta.profile`` of the current stored version (None: absent or deleted);
     one query per type (per 500 ids). ``bodies``, when given, receives the stored JSON of each found target
-    (for ``resolve()`` in invariants)."""
+    (for ``resolve()`` in invariants). Inside a transaction, a target not stored yet that a later entry writes
+    (``PENDING``) counts with that entry's resource."""
     targets: dict[str, list[str] | None] = dict.fromkeys(refs)
     by_type: dict[str, list[str]] = {}
     for ref in refs:
@@ -148,6 +156,13 @@ async def fetch_targets(c: Conn, refs: Sequence[str], bodies: dict[str, dict[str
                     targets[f"{rtype}/{rid}"] = _claimed(body)
                     if bodies is not None:
                         bodies[f"{rtype}/{rid}"] = orjson.loads(body)
+    pending = PENDING.get()
+    if pending:
+        for ref, found in targets.items():
+            if found is None and ref in pending:
+                targets[ref] = _claimed(pending[ref])
+                if bodies is not None:
+                    bodies[ref] = pending[ref]
     return targets
 
 

@@ -121,3 +121,28 @@ def test_transaction_sees_its_own_targets(fhir, tag, profiles):
     r = fhir.post("", json=bundle, headers=FHIR_JSON)
     assert r.status_code == 422, r.text
     assert fhir.get(f"CarePlan/plan2-{tag}").status_code == 404
+
+
+@pytest.mark.parametrize("team_claims, status", [("profile", 200), ("other", 422)])
+def test_transaction_checks_a_target_written_by_a_later_entry(fhir, tag, profiles, team_claims, status):
+    """Both entries are POSTs, so they run in Bundle order: the CarePlan is checked before its CareTeam is stored.
+    The CareTeam the transaction is about to write is the target checked (as for an ICP entry before the entry of
+    its emergency plan, Appendix M §VI.A.1.c.vi(5)) — not a "not on this server" warning."""
+    ct, cp = profiles
+    urn = "urn:uuid:" + f"{tag:0<32}"[:8] + "-1111-4000-8000-" + f"{tag:0<12}"[:12]
+    claim = ct if team_claims == "profile" else "http://example.org/other"
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": _careplan(cp, urn), "request": {"method": "POST", "url": "CarePlan"}},
+        {"fullUrl": urn, "resource": {"resourceType": "CareTeam", "name": tag, "meta": {"profile": [claim]},
+                                      "identifier": [{"system": "urn:test", "value": tag}]},
+         "request": {"method": "POST", "url": "CareTeam"}}]}
+    r = fhir.post("", json=bundle, headers=WANT_OO)
+    assert r.status_code == status, r.text
+    stored = fhir.get("CareTeam", params={"identifier": f"urn:test|{tag}", "_total": "accurate"}).json()["total"]
+    if status == 422:
+        assert any("CarePlan.careTeam[0]" in (i.get("expression") or [""])[0] for i in _issues(r.json(), "error"))
+        assert stored == 0
+    else:
+        assert stored == 1
+        outcome = r.json()["entry"][0]["response"].get("outcome") or {"resourceType": "OperationOutcome", "issue": []}
+        assert not any("not on this server" in i.get("diagnostics", "") for i in outcome["issue"]), r.text
