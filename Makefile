@@ -20,7 +20,19 @@ install-test: $(BIN)/python
 serve: install
 	$(BIN)/cares-fhir serve --demo --no-auth
 
-test: install-test
+# the interop proofs (tests/interop) need the npm fhirclient package and Debian's chromium (driven by Playwright's
+# Python package; never `playwright install`): npm ci when node_modules is missing or older than the lock file,
+# apt-get only when /usr/bin/chromium is missing
+INTEROP = tests/interop
+.PHONY: interop-deps
+$(INTEROP)/node_modules/.package-lock.json: $(INTEROP)/package.json $(INTEROP)/package-lock.json
+	npm ci --prefix $(INTEROP)
+	touch $@
+
+interop-deps: $(INTEROP)/node_modules/.package-lock.json
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+test: install-test interop-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 

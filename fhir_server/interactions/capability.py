@@ -66,6 +66,13 @@ def _supported_profiles() -> dict[str, list[str]]:
     return out
 
 
+def _security(svc: Services) -> dict[str, Any]:
+    """``rest[0].security``: the SMART-on-FHIR service and its OAuth endpoints (oauth-uris extension)."""
+    from fhir_server.auth.discovery import security
+
+    return security(svc.settings)
+
+
 def capability_statement(svc: Services) -> dict[str, Any]:
     resources = []
     revincludes = _revincludes(svc)
@@ -109,8 +116,9 @@ def capability_statement(svc: Services) -> dict[str, Any]:
         "patchFormat": ["application/json-patch+json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Authorization is not enforced yet (started with --no-auth)." if svc.settings.no_auth
-            else "",
+            "documentation": "Authorization is not enforced (started with --no-auth)." if svc.settings.no_auth
+            else "SMART App Launch 2.0 authorization: see security and /.well-known/smart-configuration.",
+            **({} if svc.settings.no_auth else {"security": _security(svc)}),
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
             "operation": system_ops,
