@@ -18,7 +18,7 @@ install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
 
 serve: install
-	$(BIN)/cares-fhir serve --demo --no-auth
+	$(BIN)/cares-fhir serve --demo
 
 # the interop proofs (tests/interop) need the npm fhirclient package and Debian's chromium (driven by Playwright's
 # Python package; never `playwright install`): npm ci when node_modules is missing or older than the lock file,

@@ -45,10 +45,21 @@ def create_app(settings: Settings) -> Any:
 
             loaded = await load_demo_if_empty(svc)
             log.info("demo data: %s", f"loaded {loaded} bundles" if loaded else "database not empty, skipped")
+            from fhir_server.demo.auth import ensure_demo_auth
+
+            for line in await ensure_demo_auth(svc):  # demo logins (synthetic accounts: passwords printed)
+                log.info("%s", line)
         log.info("CARES FHIR %s serving FHIR R4 at %s (%s)", __version__, settings.fhir_base, svc.db.dialect)
+        from fhir_server import audit
+
+        await audit.start(svc)  # the background AuditEvent writer (issue 7)
+        from fhir_server.auth import keys
+
+        await keys.ensure(svc.db)  # the SMART signing key and session secret, generated on first start
         try:
             yield
         finally:
+            await audit.stop(svc)  # writes what is still queued
             await svc.db.close()
 
     web = FastAPI(title="CARES FHIR", version=__version__, lifespan=lifespan)
@@ -64,12 +75,31 @@ def create_app(settings: Settings) -> Any:
         return {"status": "ok"}
 
     web.include_router(guide_router)  # /ig/: the CARES implementation guide as HTML pages
+    from fhir_server.auth.routes import build_router as auth_router
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and (scope["path"] == "/fhir" or scope["path"].startswith("/fhir/")):
+    web.include_router(auth_router(svc))  # /auth/…, /fhir/.well-known/…: the SMART authorization server
+
+    async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == "/fhir" or path.startswith("/fhir/")) \
+                and not path.startswith("/fhir/.well-known/"):
             await fhir(scope, receive, send)
         else:
             await web(scope, receive, send)
+
+    # CORS, for browser SMART apps served from another origin (issue 7; tests/interop): the FHIR API and the token,
+    # introspection, revocation and JWKS endpoints take bearer tokens or form credentials, never cookies, so any
+    # origin may call them (preflights answered here, before authorization); the login/consent pages get no CORS.
+    from starlette.middleware.cors import CORSMiddleware
+
+    cors = CORSMiddleware(route, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+                          allow_headers=["*"], max_age=600,
+                          expose_headers=["Location", "Content-Location", "ETag", "Last-Modified", "WWW-Authenticate"])
+    cors_paths = ("/fhir/", "/auth/token", "/auth/introspect", "/auth/revoke", "/auth/jwks")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        await (cors if path == "/fhir" or path.startswith(cors_paths) else route)(scope, receive, send)
 
     app.services = svc  # type: ignore[attr-defined]  # for the CLI and tests
     return app
