@@ -45,6 +45,8 @@ from fhir_server.auth.server import FormRequest, SmartServer
 __all__ = ["build_router"]
 
 log = logging.getLogger("cares_fhir.auth")
+#: Authlib logs issued tokens at DEBUG ("Issue token …"): never below INFO, so no token reaches a log line
+logging.getLogger("authlib").setLevel(logging.INFO)
 
 COOKIE = "cares_auth"
 SESSION_SECONDS = 15 * 60
