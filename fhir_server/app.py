@@ -14,9 +14,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
-from fhir_server import __version__
+from fhir_server import __version__, audit
 from fhir_server.api.fhir_app import FhirApp
+from fhir_server.auth import keys
+from fhir_server.auth.routes import build_router as auth_router
 from fhir_server.config import Settings
 from fhir_server.guide.routes import router as guide_router
 from fhir_server.interactions import conformance
@@ -42,20 +45,15 @@ def create_app(settings: Settings) -> Any:
             log.warning("Authorization is OFF (--no-auth): every client can read and write every resource")
         if settings.demo:
             from fhir_server.demo import load_demo_if_empty
+            from fhir_server.demo.auth import ensure_demo_auth
 
             loaded = await load_demo_if_empty(svc)
             log.info("demo data: %s", f"loaded {loaded} bundles" if loaded else "database not empty, skipped")
-            from fhir_server.demo.auth import ensure_demo_auth
-
             for line in await ensure_demo_auth(svc):  # demo logins (synthetic accounts: passwords printed)
                 log.info("%s", line)
-        log.info("CARES FHIR %s serving FHIR R4 at %s (%s)", __version__, settings.fhir_base, svc.db.dialect)
-        from fhir_server import audit
-
-        await audit.start(svc)  # the background AuditEvent writer (issue 7)
-        from fhir_server.auth import keys
-
         await keys.ensure(svc.db)  # the SMART signing key and session secret, generated on first start
+        await audit.start(svc)  # the background AuditEvent writer (issue 7)
+        log.info("CARES FHIR %s serving FHIR R4 at %s (%s)", __version__, settings.fhir_base, svc.db.dialect)
         try:
             yield
         finally:
@@ -75,8 +73,6 @@ def create_app(settings: Settings) -> Any:
         return {"status": "ok"}
 
     web.include_router(guide_router)  # /ig/: the CARES implementation guide as HTML pages
-    from fhir_server.auth.routes import build_router as auth_router
-
     web.include_router(auth_router(svc))  # /auth/…, /fhir/.well-known/…: the SMART authorization server
 
     async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -90,8 +86,6 @@ def create_app(settings: Settings) -> Any:
     # CORS, for browser SMART apps served from another origin (issue 7; tests/interop): the FHIR API and the token,
     # introspection, revocation and JWKS endpoints take bearer tokens or form credentials, never cookies, so any
     # origin may call them (preflights answered here, before authorization); the login/consent pages get no CORS.
-    from starlette.middleware.cors import CORSMiddleware
-
     cors = CORSMiddleware(route, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
                           allow_headers=["*"], max_age=600,
                           expose_headers=["Location", "Content-Location", "ETag", "Last-Modified", "WWW-Authenticate"])

@@ -173,9 +173,10 @@ class Policy:
     def patients_of(self, resource: dict[str, Any]) -> frozenset[str] | None:
         return patients_of(self.svc.registry, resource, self.svc.base)
 
-    async def check_visible(self, g: Grant, resource: dict[str, Any], rid: str) -> None:
-        """404 (audited) when ``resource`` is outside what ``g`` lets the token see."""
-        if not g.sees_patients(self.patients_of(resource)):
+    async def check_patients(self, g: Grant, patients: frozenset[str] | None, rid: str) -> None:
+        """404 (audited) when a resource in the compartments of ``patients`` is outside what ``g`` lets the token
+        see."""
+        if not g.sees_patients(patients):
             raise await self.deny(404, f"{g.rtype}/{rid[:64]} is not known", g.rtype, rid, perm=g.perm,
                                   code="not-found")
 

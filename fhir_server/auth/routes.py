@@ -41,6 +41,7 @@ from fhir_server.auth.pages import esc, page
 from fhir_server.auth.ratelimit import RateLimiter
 from fhir_server.auth.scopes import Scopes
 from fhir_server.auth.server import FormRequest, SmartServer
+from fhir_server.auth.visibility import visible_patients
 
 __all__ = ["build_router"]
 
@@ -206,6 +207,9 @@ def build_router(svc: Any) -> APIRouter:
         return page("error", "No authorization in progress", 400,
                     message="There is no authorization request in progress (or it expired).")
 
+    def expired() -> Response:
+        return page("error", "Session expired", 400, message="The form expired. Start again from the app.")
+
     def csrf_ok(sess: dict[str, Any], form: dict[str, str]) -> bool:
         return bool(sess.get("csrf")) and secrets.compare_digest(str(sess["csrf"]), form.get("csrf", ""))
 
@@ -229,7 +233,7 @@ def build_router(svc: Any) -> APIRouter:
         sess = await st.session(request)
         form = dict(await _pairs(request))
         if not sess.get("req") or not csrf_ok(sess, form):
-            return page("error", "Session expired", 400, message="The form expired. Start again from the app.")
+            return expired()
         username = form.get("username", "")[:128]
         user = await users.authenticate(svc.db, username, form.get("password", ""))
         client_id = dict(sess["req"]).get("client_id")
@@ -243,8 +247,6 @@ def build_router(svc: Any) -> APIRouter:
 
     async def picker_patients(user: users.User, scope: str) -> list[tuple[str, str]] | None:
         """(id, display name) of the patients ``user`` may pick (None: the user may see every patient)."""
-        from fhir_server.auth.visibility import visible_patients
-
         access = Access(client_id="authorize", scopes=Scopes.parse("user/*.rs"), fhir_user=user.fhir_user,
                         username=user.username)
         seen = await visible_patients(svc, access)
@@ -276,18 +278,27 @@ def build_router(svc: Any) -> APIRouter:
                 return own[0][0]
         return RedirectResponse("/auth/pick", status_code=303)
 
-    async def current(request: Request) -> tuple[dict[str, Any], users.User | None]:
+    async def signed_in(request: Request, *, posted: bool = False
+                        ) -> tuple[dict[str, Any], users.User, dict[str, str]] | Response:
+        """The session, its signed-in user and (``posted``) the form — or what to answer instead: no authorization
+        in progress, an expired form (CSRF), or nobody signed in yet (to the login page)."""
         sess = await st.session(request)
+        form = dict(await _pairs(request)) if posted else {}
+        if not sess.get("req"):
+            return expired() if posted else no_request()
+        if posted and not csrf_ok(sess, form):
+            return expired()
         user = await users.get(svc.db, sess["user"]) if sess.get("user") else None
-        return sess, user
+        if user is None:
+            return RedirectResponse("/auth/login", status_code=303)
+        return sess, user, form
 
     @router.get("/auth/pick")
     async def pick_page(request: Request) -> Response:
-        sess, user = await current(request)
-        if not sess.get("req"):
-            return no_request()
-        if user is None:
-            return RedirectResponse("/auth/login", status_code=303)
+        found = await signed_in(request)
+        if isinstance(found, Response):
+            return found
+        sess, user, _ = found
         patients = await picker_patients(user, dict(sess["req"]).get("scope", ""))
         if not patients:
             return page("error", "No patients", 403, message="There is no patient whose record you may open.")
@@ -298,12 +309,10 @@ def build_router(svc: Any) -> APIRouter:
 
     @router.post("/auth/pick")
     async def pick(request: Request) -> Response:
-        sess, user = await current(request)
-        form = dict(await _pairs(request))
-        if not sess.get("req") or not csrf_ok(sess, form):
-            return page("error", "Session expired", 400, message="The form expired. Start again from the app.")
-        if user is None:
-            return RedirectResponse("/auth/login", status_code=303)
+        found = await signed_in(request, posted=True)
+        if isinstance(found, Response):
+            return found
+        sess, user, form = found
         allowed = {pid for pid, _ in (await picker_patients(user, "") or [])}
         if form.get("patient") not in allowed:
             return page("error", "Unknown patient", 403, message="You may not open that patient's record.")
@@ -311,11 +320,10 @@ def build_router(svc: Any) -> APIRouter:
 
     @router.get("/auth/consent")
     async def consent_page(request: Request) -> Response:
-        sess, user = await current(request)
-        if not sess.get("req"):
-            return no_request()
-        if user is None:
-            return RedirectResponse("/auth/login", status_code=303)
+        found = await signed_in(request)
+        if isinstance(found, Response):
+            return found
+        sess, user, _ = found
         data = dict(sess["req"])
         launch = await launch_context(data)
         if isinstance(launch, str):
@@ -332,12 +340,10 @@ def build_router(svc: Any) -> APIRouter:
 
     @router.post("/auth/consent")
     async def consent(request: Request) -> Response:
-        sess, user = await current(request)
-        form = dict(await _pairs(request))
-        if not sess.get("req") or not csrf_ok(sess, form):
-            return page("error", "Session expired", 400, message="The form expired. Start again from the app.")
-        if user is None:
-            return RedirectResponse("/auth/login", status_code=303)
+        found = await signed_in(request, posted=True)
+        if isinstance(found, Response):
+            return found
+        sess, user, form = found
         data = dict(sess["req"])
         launch = await launch_context(data)
         if isinstance(launch, str):

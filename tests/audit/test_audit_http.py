@@ -13,8 +13,7 @@ from typing import Any
 import httpx
 
 from fhir_server.audit.event import CLIENT_SYSTEM
-from tests.auth.conftest import mint
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, mint
 
 
 def _client(server: LiveServer, token: str) -> httpx.Client:

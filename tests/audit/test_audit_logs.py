@@ -28,8 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.auth.conftest import mint
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, mint
 
 _CLIENT_SIDE = ("httpx", "httpcore")  # the test's own HTTP client logs the URLs it requests: not the server's log
 

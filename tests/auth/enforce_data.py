@@ -9,8 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.auth.conftest import mint
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, mint
 
 #: the CARES guide's resource types, as created for each child (type → id key in Child.ids)
 CARES_TYPES = ("Patient", "RelatedPerson", "CareTeam", "Goal", "CarePlan", "Composition", "ServiceRequest", "Task",

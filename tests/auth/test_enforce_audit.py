@@ -10,9 +10,8 @@ import httpx
 import pytest
 
 from fhir_server import audit
-from tests.auth.conftest import mint
 from tests.auth.enforce_data import Dataset, client, dataset
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, mint
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ import pytest
 
 from fhir_server.auth import tokens
 from fhir_server.storage.db import create_database
-from tests.auth.conftest import mint
 from tests.auth.enforce_data import client, dataset
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, mint
 
 
 def _is_401(r: httpx.Response, token_sent: bool) -> None:

@@ -9,9 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.auth.conftest import mint
 from tests.auth.enforce_data import CARES_TYPES, Dataset, client, dataset, ids_in
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, mint
 
 
 @pytest.fixture

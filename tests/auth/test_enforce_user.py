@@ -7,10 +7,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.auth.conftest import mint
 from tests.auth.enforce_data import Dataset, client, dataset, ids_in
 from tests.auth.test_enforce_basic import _add_user
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, mint
 
 LAB = "http://terminology.hl7.org/CodeSystem/observation-category|laboratory"
 VITALS = "http://terminology.hl7.org/CodeSystem/observation-category|vital-signs"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,41 +19,9 @@ import httpx
 import pytest
 
 from fhir_server.storage.db import Database, create_database
-from tests.auth.conftest import _auth_server, admin  # noqa: F401 (admin: a fixture, on this directory's auth_server)
 from tests.conftest import LiveServer
 
 T = TypeVar("T")
-
-
-# Servers of this directory's own (tests/auth's session fixtures would create the same PostgreSQL database twice
-# when both directories run in one process).
-@pytest.fixture(scope="session")
-def interop_sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    srv = _auth_server(f"sqlite:///{tmp_path_factory.mktemp('interopdb') / 'interop.sqlite3'}")
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="session")
-def interop_pg_server(pg_url: str) -> Iterator[LiveServer]:
-    import psycopg
-
-    admin_url = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    base, name = admin_url.rsplit("/", 1)
-    db_name = name + "_interop"
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{db_name}"')
-    srv = _auth_server(f"{pg_url.rsplit('/', 1)[0]}/{db_name}")
-    yield srv
-    srv.stop()
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def auth_server(request: pytest.FixtureRequest) -> LiveServer:
-    """A live server with authorization on (one test run per backend), as tests/auth's."""
-    return request.getfixturevalue(f"interop_{'sqlite' if request.param == 'sqlite' else 'pg'}_server")
 
 
 def run_db(server: LiveServer, fn: Callable[[Database], Awaitable[T]]) -> T:

@@ -19,7 +19,7 @@ from fhirclient.server import FHIRNotFoundException
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.auth.conftest import mint
+from tests.conftest import mint
 from tests.interop.conftest import SmartWorld
 from tests.interop.smart_pages import authorize_in_browser
 
