@@ -124,6 +124,11 @@ def test_demo_profiled_resources_validate_without_errors(fhir):
         assert r.status_code == 200, r.text[:500]
         errors = [i for i in r.json()["issue"] if i["severity"] in ("error", "fatal")]
         assert not errors, (name, location, errors)
+        if claimed[0].endswith("/cares-icp"):  # on time: within 60 days of its enrollment's referral (Appendix M §VIII)
+            assert "cares-icp-6" not in r.text, (name, location)
+            enrollment = fhir.get(next(e["valueReference"]["reference"] for e in stored["extension"]
+                                       if e["url"].endswith("/cares-ext-icp-enrollment"))).json()
+            assert enrollment["patient"] == stored["subject"], (name, location)
         checked[claimed[0].rsplit("/", 1)[1]] += 1
     assert set(checked) == {"cares-patient", "cares-relatedperson", "cares-careteam", "cares-goal", "cares-icp",
                             "cares-emergency-plan", "cares-icp-health-summary", "cares-referral",

@@ -35,7 +35,7 @@ MANIFEST = json.loads((EXAMPLES / "manifest.json").read_text(encoding="utf-8"))
 ICP, EP, HS = SD + "cares-icp", SD + "cares-emergency-plan", SD + "cares-icp-health-summary"
 EXTENSIONS = tuple(f"cares-ext-icp-{n}" for n in ("emergency-plan", "health-summary", "assessment", "approval",
                                                   "pcp-shared", "transition", "accessibility", "barrier",
-                                                  "key-provider"))
+                                                  "key-provider", "enrollment"))
 PROFILE_IDS = ("cares-icp", "cares-emergency-plan", "cares-icp-health-summary", *EXTENSIONS)
 TERMINOLOGY = ("careplan-category", "care-coordination-activity", "icp-approval-method", "icp-health-summary-section",
                "icp-transition-type")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, timedelta
 
 import pytest
 
@@ -192,16 +193,31 @@ def test_update_cannot_drop_the_first_line_contact(fhir, family):
 
 
 def test_warnings_do_not_block(fhir, family):
-    """cares-ct-3 (member.display) and cares-goal-3 (achievementStatus of an active goal) are warnings."""
+    """cares-ct-3 (member.display) and cares-goal-3 (achievementStatus of an active goal older than the yearly
+    reassessment) are warnings."""
     team = _rewrite(_load("valid-careteam.json"), family)
     del team["participant"][-1]["member"]["display"]
     goal = _rewrite(_load("valid-goal.json"), family)
     del goal["achievementStatus"]
+    goal["startDate"] = (date.today() - timedelta(days=400)).isoformat()
     for resource, key in ((team, "cares-ct-3"), (goal, "cares-goal-3")):
         r = fhir.post(resource["resourceType"], json=resource,
                       headers={**FHIR_JSON, "Prefer": "return=OperationOutcome"})
         assert r.status_code == 201, r.text
         assert any(key in i["diagnostics"] for i in r.json()["issue"] if i["severity"] == "warning"), r.text
+
+
+def test_a_new_active_goal_needs_no_achievement_status(fhir, family):
+    """Appendix M §VI.A.1.b.ii(1)(a): progress is determined at the yearly reassessment (§VI.A.1.b), so an active goal
+    that started less than a year ago has no achievement status yet and gets no cares-goal-3 warning."""
+    goal = _rewrite(_load("valid-goal.json"), family)
+    del goal["achievementStatus"]
+    goal["startDate"] = (date.today() - timedelta(days=30)).isoformat()
+    for target in goal["target"]:
+        target["dueDate"] = (date.today() + timedelta(days=180)).isoformat()
+    r = fhir.post("Goal", json=goal, headers={**FHIR_JSON, "Prefer": "return=OperationOutcome"})
+    assert r.status_code == 201, r.text
+    assert "cares-goal-3" not in r.text
 
 
 # -- the demo children against these profiles ----------------------------------------------------------------------

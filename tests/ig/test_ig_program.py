@@ -42,7 +42,8 @@ EXTENSIONS = tuple(SD + f"cares-ext-program-{n}" for n in ("referral-date", "ccm
                                                           "monthly-qualifying", "staff-qualification",
                                                           "staff-training"))
 RULE_PROFILES = ("cares-enrollment", "cares-consent-removal", "cares-aftercare-plan", "cares-letter-enrollment",
-                 "cares-letter-termination", "cares-communication-ccm-notification", "cares-consent-roi",
+                 "cares-letter-termination", "cares-communication-ccm-notification",
+                 "cares-communication-dcf-notification", "cares-consent-roi",
                  "cares-consent-icp-approval", "cares-activity", "cares-staff", "cares-reassessment",
                  "cares-monitoring", "cares-ext-program-removal-reason")
 PROFILE_NAMES = (*RULE_PROFILES[:-1],

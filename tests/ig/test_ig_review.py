@@ -109,9 +109,10 @@ def test_the_staff_and_training_rows_are_covered_by_the_staff_rules():
     cov = {c.requirement.id: c for c in trace.coverage(load())}
     assert {"cares-stf-2", "cares-stf-3", "cares-stf-5", "cares-stf-6"} <= {r.element for r in cov["IV.B"].tested}
     assert "cares-stf-4" in {r.element for r in cov["V"].tested}
-    assert "cares-ccm-1" in {r.element for r in cov["VI.B.1.d"].tested}
+    assert {"cares-ccm-1", "cares-dcf-1"} <= {r.element for r in cov["VI.B.1.d"].tested}
     assert "cares-icp-4" in {r.element for r in cov["VI.A.1.b.ii(1)(h)"].tested}
     assert "cares-act-1" in {r.element for r in cov["VI.B.1.a.ii"].tested}
+    assert "cares-icp-6" in {r.element for r in cov["VIII.referral-date"].tested}
 
 
 # -- the staff qualifications of §IV.B.3.a and §IV.B.4.a -----------------------------------------------------------
@@ -255,3 +256,56 @@ def test_a_referral_awaiting_scheduling_is_stored_and_its_follow_up_waits_for_th
     del sr["occurrenceDateTime"]
     r = fhir.put(f"ServiceRequest/{sr_id}", json=sr, headers=FHIR_JSON)
     assert r.status_code == 422 and "cares-ref-4" in _keys(r.json()), r.text
+
+
+# -- the ICP within 60 days of referral or identification (§VIII; §VI.A.1) --------------------------------------------
+
+def _icp_of_enrollment(created: str, **extra: object) -> dict:
+    """The example ICP linked to the program example's enrollment (referral date 2026-02-10), created on ``created``."""
+    tx = _json(EXAMPLES / "icp" / "valid-icp-transaction.json")
+    icp = copy.deepcopy(next(e["resource"] for e in tx["entry"] if e["resource"]["id"] == "icp-ex-icp"))
+    del icp["id"]
+    icp["extension"].append({"url": SD + "cares-ext-icp-enrollment",
+                             "valueReference": {"reference": "EpisodeOfCare/cares-ex-enrollment"}})
+    icp["created"] = created
+    icp.update(extra)
+    return icp
+
+
+def _warnings(oo: dict) -> set[str]:
+    return {i["diagnostics"].split("constraint ", 1)[1].split(" ", 1)[0] for i in _errors(oo, "warning")
+            if "constraint " in i["diagnostics"]}
+
+
+@pytest.mark.parametrize(("created", "late"), [("2026-04-11T09:00:00-04:00", False),  # day 60
+                                               ("2026-04-12T09:00:00-04:00", True)])  # day 61
+def test_an_initial_icp_is_created_within_60_days_of_the_referral(fhir, program, created, late):
+    """cares-icp-6 against the stored enrollment: an ICP created more than 60 days after the referral/identification
+    date is a warning (it must still be recorded: the deadline is a performance obligation, not a data error)."""
+    icp = _icp_of_enrollment(created)
+    oo = _validate(fhir, icp, SD + "cares-icp")
+    assert _errors(oo) == [], oo
+    assert ("cares-icp-6" in _warnings(oo)) is late, oo
+    r = fhir.post("CarePlan", json=icp, headers={**FHIR_JSON, "Prefer": "return=OperationOutcome"})
+    assert r.status_code == 201, r.text
+    assert ("cares-icp-6" in _warnings(r.json())) is late, r.text
+
+
+def test_an_updated_icp_version_is_not_held_to_the_60_days(fhir, program):
+    icp = _icp_of_enrollment("2026-09-01T09:00:00-04:00", replaces=[{"reference": "CarePlan/icp-ex-icp"}])
+    assert "cares-icp-6" not in _warnings(_validate(fhir, icp, SD + "cares-icp"))
+
+
+def test_the_60_day_worklist_finds_enrollments_with_their_icps(fhir, program):
+    """EpisodeOfCare?referral-date=le<today − 60 days>&_revinclude=CarePlan:icp-enrollment: the enrollments past the
+    deadline and the ICPs linked to them (an enrollment with none has no ICP yet)."""
+    r = fhir.post("CarePlan", json=_icp_of_enrollment("2026-03-20T09:00:00-04:00"), headers=FHIR_JSON)
+    assert r.status_code == 201, r.text
+    icp_id = r.json()["id"]
+    found = fhir.get("CarePlan", params={"icp-enrollment": "EpisodeOfCare/cares-ex-enrollment"}).json()
+    assert icp_id in {e["resource"]["id"] for e in found.get("entry", [])}
+    bundle = fhir.get("EpisodeOfCare", params={"referral-date": "le2026-04-11", "_id": "cares-ex-enrollment",
+                                               "_revinclude": "CarePlan:icp-enrollment"}).json()
+    modes = {(e["resource"]["resourceType"], e["resource"]["id"]): e["search"]["mode"] for e in bundle["entry"]}
+    assert modes[("EpisodeOfCare", "cares-ex-enrollment")] == "match"
+    assert modes[("CarePlan", icp_id)] == "include"
