@@ -170,15 +170,16 @@ async def reference_targets(svc: Services, resource: dict[str, Any], profiles: S
                             conn: Conn | None = None, bodies: dict[str, dict[str, Any]] | None = None
                             ) -> dict[str, list[str] | None] | None:
     """The ``targets`` the validator needs for ``profiles`` (None when none of them constrains reference target
-    profiles, or the resource has no relative reference to a constrained type). ``conn``: the caller's
-    transaction (its own writes are visible, and SQLite's single connection is already held by it)."""
+    profiles or resolves references in an invariant, or the resource has no relative reference to such a type).
+    ``conn``: the caller's transaction (its own writes are visible, and SQLite's single connection is already held
+    by it)."""
     from fhir_server.validation.registry import default_registry
 
     reg = default_registry()
     types: set[str] = set()
     for p in profiles:
         if reg.get(p) is not None:
-            types |= reg.target_profile_types(p)
+            types |= reg.target_profile_types(p) | reg.resolved_types(p)
     if not types:
         return None
     refs = relative_references(resource, None if types & {"Resource", "DomainResource"} else types)

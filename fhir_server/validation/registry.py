@@ -13,6 +13,7 @@ claims such a profile needs the stored targets' ``meta.profile``, see ``interact
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import cache
 from typing import Any
@@ -25,6 +26,9 @@ from fhir_server.validation.snapshot import SnapshotError, generate_snapshot
 __all__ = ["BASE", "ProfileRegistry", "default_registry"]
 
 BASE = "http://hl7.org/fhir/StructureDefinition/"
+
+#: ``<element path>.resolve()`` in an invariant (a plain path from the element the invariant is on)
+_RESOLVE = re.compile(r"(?<![\w'%).])([A-Za-z]\w*(?:\.[A-Za-z]\w*)*)\.resolve\(\)")
 
 
 @cache
@@ -43,6 +47,7 @@ class ProfileRegistry:
         self.problems: dict[str, list[str]] = {}  # url -> snapshot generation problems
         self.trees: dict[str, Any] = {}  # url -> compiled tree (filled by profile.py)
         self._target_types: dict[str, frozenset[str]] = {}  # url -> target_profile_types(url)
+        self._resolved_types: dict[str, frozenset[str]] = {}  # url -> resolved_types(url)
         self._pinned: frozenset[str] = frozenset()  # urls known in one version only: `url|other` is unknown
         self._lock = threading.RLock()
         for sd in structure_definitions().values():
@@ -78,6 +83,7 @@ class ProfileRegistry:
         self.trees.clear()
         self.problems.clear()
         self._target_types.clear()
+        self._resolved_types.clear()
 
     def get(self, url: str) -> dict[str, Any] | None:
         """The StructureDefinition with this canonical url (a ``|version`` suffix is ignored, except for the
@@ -157,6 +163,33 @@ class ProfileRegistry:
                     if isinstance(prof, str) and self.is_constraint(prof):
                         out |= self._collect_target_types(prof.split("|")[0], stack)
         return frozenset(out)
+
+    def resolved_types(self, url: str) -> frozenset[str]:
+        """The resource types the profile's own invariants reach with ``<path>.resolve()`` (``path`` a plain element
+        path from the element the invariant is on, e.g. ``participant.member.resolve()`` on CareTeam): the types its
+        ``targetProfile`` names. A write checked against ``url`` needs those stored targets for ``resolve()``."""
+        key = url.split("|")[0]
+        found = self._resolved_types.get(key)
+        if found is not None:
+            return found
+        sd = self.get(key)
+        out: set[str] = set()
+        try:
+            by_path = {el.get("path"): el for el in self.snapshot(key)} if sd is not None else {}
+        except (KeyError, SnapshotError):
+            by_path = {}
+        for el in (sd or {}).get("differential", {}).get("element", ()):
+            for c in el.get("constraint") or ():
+                for m in _RESOLVE.finditer(c.get("expression") or ""):
+                    target = by_path.get(f"{el.get('path')}.{m.group(1)}") or {}
+                    for t in target.get("type") or ():
+                        for tp in t.get("targetProfile") or () if t.get("code") == "Reference" else ():
+                            typ = self.type_of(tp) if isinstance(tp, str) else None
+                            if typ:
+                                out.add(typ)
+        with self._lock:
+            self._resolved_types[key] = frozenset(out)
+        return self._resolved_types[key]
 
     # -- snapshots ----------------------------------------------------------------------------------------------
     def snapshot(self, url: str) -> list[dict[str, Any]]:

@@ -297,3 +297,25 @@ def test_every_invalid_example_names_its_rule_and_section():
     assert files == {c["file"] for c in MANIFEST["invalid"]}
     assert {p.name for p in EXAMPLES.glob("valid-*.json")} == {c["file"] for c in MANIFEST["valid"]}
     assert {c["profile"] for c in MANIFEST["valid"]} == set(BY_TYPE.values())
+
+
+def test_care_team_members_on_this_server_have_contact_information(fhir, family):
+    """cares-ct-4 (Appendix M §VI.A.1.c.vi(1): name and contact information of each care team member) against the
+    stored members: a practitioner stored without telecom or address rejects the team (422, nothing written); once
+    the practitioner has a phone number the same team is stored. A member not on this server cannot be checked."""
+    bare = {"resourceType": "Practitioner", "name": [{"family": "Okonkwo", "given": ["Ifeoma"]}]}
+    r = _post(fhir, bare)
+    assert r.status_code == 201, r.text
+    nurse = r.json()
+    team = _rewrite(_load("valid-careteam.json"), family)
+    team["participant"][4]["member"] = {"reference": f"Practitioner/{nurse['id']}", "display": "Ifeoma Okonkwo, RN"}
+    before = fhir.get("CareTeam", params={"_summary": "count"}).json()["total"]
+    r = _post(fhir, team)
+    assert r.status_code == 422 and "cares-ct-4" in r.text and "Appendix M §VI.A.1.c.vi(1)" in r.text, r.text
+    assert fhir.get("CareTeam", params={"_summary": "count"}).json()["total"] == before
+    nurse["telecom"] = [{"system": "phone", "value": "978-555-0101", "use": "work"}]
+    assert fhir.put(f"Practitioner/{nurse['id']}", json=nurse, headers=FHIR_JSON).status_code == 200
+    r = _post(fhir, team)
+    assert r.status_code == 201, r.text
+    team["participant"][4]["member"]["reference"] = "Practitioner/not-on-this-server"
+    assert _post(fhir, team).status_code == 201

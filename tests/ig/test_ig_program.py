@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import date, timedelta
 
 import pytest
 
@@ -200,12 +201,16 @@ def test_invalid_example_is_rejected_with_the_rule_and_its_section(fhir, example
 
 
 def test_every_rule_has_an_invalid_example():
-    """Each cares-* invariant of the program profiles is exercised by at least one invalid example."""
-    keys = set()
+    """Each cares-* error invariant of the program profiles is exercised by at least one invalid example; a warning
+    (which never rejects) by a test named in the manifest's otherTests."""
+    keys: dict[str, set[str]] = {"error": set(), "warning": set()}
     for name in RULE_PROFILES:
         sd = json.loads((IG / f"{name}.json").read_text(encoding="utf-8"))
-        keys |= {c["key"] for el in sd["differential"]["element"] for c in el.get("constraint", [])}
-    assert keys <= {c["rule"] for c in MANIFEST["invalid"]}
+        for el in sd["differential"]["element"]:
+            for c in el.get("constraint", []):
+                keys[c["severity"]].add(c["key"])
+    assert keys["error"] <= {c["rule"] for c in MANIFEST["invalid"]}
+    assert keys["warning"] <= {c["rule"].split(" ", 1)[0] for c in MANIFEST["otherTests"]}
 
 
 def test_enrollment_lifecycle(fhir, examples):
@@ -238,6 +243,35 @@ def test_aftercare_consent_must_be_a_cares_removal_consent(fhir, examples):
     bad = fhir.post("CarePlan", json=plan, headers=FHIR_JSON)
     assert bad.status_code == 422, bad.text
     assert any(CONSENT_REMOVAL in i["diagnostics"] for i in _errors(bad.json())), bad.json()
+
+
+def test_a_training_not_done_yet_is_recorded_and_overdue_is_a_warning(fhir, examples):
+    """Appendix M §V.A: trainings are completed within three months of employment. A new team member's trainings are
+    recorded before they are done (no completion date); once the deadline (employment + 3 months, or a later ``due``)
+    has passed, the staff record is stored with the cares-stf-7 warning; a late completion stays an error
+    (cares-stf-4)."""
+    staff = _example("cares-ex-staff-scm")
+    trainings = [e for e in staff["extension"] if e["url"] == SD + "cares-ext-program-staff-training"]
+    trainings[-1]["extension"] = [x for x in trainings[-1]["extension"] if x["url"] != "completed"]
+    want_oo = {**FHIR_JSON, "Prefer": "return=OperationOutcome"}
+
+    def post(start: date, due: date | None = None) -> set[str]:
+        staff["period"] = {"start": start.isoformat()}
+        for x in trainings[:-1]:
+            next(v for v in x["extension"] if v["url"] == "completed")["valueDate"] = start.isoformat()
+        trainings[-1]["extension"] = [x for x in trainings[-1]["extension"] if x["url"] != "due"]
+        if due:
+            trainings[-1]["extension"].append({"url": "due", "valueDate": due.isoformat()})
+        r = fhir.post("PractitionerRole", json=staff, headers=want_oo)
+        assert r.status_code == 201, r.text
+        return {i["diagnostics"].split("constraint ", 1)[1].split(" ", 1)[0]
+                for i in _errors(r.json(), "warning") if "constraint " in i["diagnostics"]}
+
+    today = date.today()
+    assert "cares-stf-7" not in post(today - timedelta(days=30))  # new: due within the three months
+    assert "cares-stf-7" in post(today - timedelta(days=120))  # three months passed, not done
+    assert "cares-stf-7" not in post(today - timedelta(days=120), due=today + timedelta(days=10))  # later deadline
+    assert "cares-stf-7" in post(today - timedelta(days=200), due=today - timedelta(days=1))
 
 
 def test_deadline_boundaries(fhir, examples):
