@@ -3,11 +3,12 @@
 Why a queue: a read must not pay for a write transaction of its own (on SQLite that would serialise every read
 behind the single writer). The events of reads, searches, denials and logins go into a bounded in-memory queue
 that one asyncio task per server drains — when ``BATCH_SIZE`` events are waiting or ``INTERVAL`` seconds after
-the first one arrived — in one write transaction per batch. The task is started and stopped with the
-application (``start``/``stop`` in the lifespan); ``stop`` writes what is left. Nothing is dropped silently:
-when the queue is full the caller waits for room (counted, logged as a warning with the count only); a batch
-whose transaction fails is retried one event per transaction, and an event that still cannot be written is
-logged as lost (its interaction name and the error type only — never its content).
+the first one arrived — in one write transaction per batch, stored with ``save_many`` (``Repository.save_many``:
+one multi-row insert per table for the whole batch, the same rows as ``save`` of each event). The task is
+started and stopped with the application (``start``/``stop`` in the lifespan); ``stop`` writes what is left.
+Nothing is dropped silently: when the queue is full the caller waits for room (counted, logged as a warning with
+the count only); a batch whose transaction fails is retried one event per transaction, and an event that still
+cannot be written is logged as lost (its interaction name and the error type only — never its content).
 
 Without a running writer (the CLI, or a record made from another event loop) the event is written at once in
 its own transaction. Caveat: on SQLite that must not happen while the same task holds a write transaction (the
@@ -23,7 +24,7 @@ from typing import Any
 
 from fhir_server.storage.db import Conn
 
-__all__ = ["BATCH_SIZE", "INTERVAL", "MAX_QUEUE", "AuditWriter", "save", "writer_of"]
+__all__ = ["BATCH_SIZE", "INTERVAL", "MAX_QUEUE", "AuditWriter", "save", "save_many", "writer_of"]
 
 log = logging.getLogger("cares_fhir.audit")
 
@@ -38,6 +39,13 @@ async def save(svc: Any, conn: Conn, event: dict[str, Any]) -> str:
     rid = str(uuid.uuid4())
     await svc.repo.save(conn, event, rid, None, "POST", fresh_id=True)
     return rid
+
+
+async def save_many(svc: Any, conn: Conn, events: list[dict[str, Any]]) -> list[str]:
+    """Store ``events`` in the write transaction ``conn`` as ``save`` of each would, in one go; their new ids."""
+    ids = [str(uuid.uuid4()) for _ in events]
+    await svc.repo.save_many(conn, list(zip(events, ids, strict=True)), "POST")
+    return ids
 
 
 def writer_of(svc: Any) -> AuditWriter | None:
@@ -141,8 +149,7 @@ class AuditWriter:
         """One transaction for ``batch``; on failure one per event (so one bad event cannot lose the others)."""
         try:
             async with self.svc.db.write() as c:
-                for event in batch:
-                    await save(self.svc, c, event)
+                await save_many(self.svc, c, batch)
             self.written += len(batch)
             return
         except Exception as e:  # noqa: BLE001 - retried below, one event at a time

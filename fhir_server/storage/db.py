@@ -6,7 +6,7 @@ connection checkout (measured: 17 % of a bare stack's read rate vs 55 % for psyc
 SQLAlchemy describes the schema (``schema.py``) and drives Alembic migrations (``migrate.py``).
 
 Everything above this module uses the same ``Conn`` API on both backends:
-``one`` / ``all`` / ``run`` / ``batch`` and ``lock`` (a transaction-scoped advisory
+``one`` / ``all`` / ``run`` / ``batch`` / ``insert_many`` and ``lock`` (a transaction-scoped advisory
 lock on PostgreSQL; a no-op on SQLite where a write transaction already excludes all others),
 and in write transactions ``count_delta`` (the per-type live-resource counter, ``resource_count``).
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -22,11 +23,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
+from sqlalchemy import Boolean, Float, Integer, Table
 from sqlalchemy.engine import make_url
 
 from fhir_server.storage.statistics import StatisticsKeeper
 
 Statement = tuple[str, Sequence[Any]]
+
+PG_MAX_PARAMS = 50
+"""psycopg converts a query's ``%s`` placeholders from a cache only for statements of at most 50 parameters;
+a bigger one is parsed again on every execution (~10x the cost of binding it)."""
 
 COUNT_SLOTS = 16
 """Rows per type in ``resource_count`` that concurrent write transactions spread their deltas over."""
@@ -61,10 +68,25 @@ class Conn(ABC):
     async def lock(self, key: str) -> None:
         """Take a lock named ``key`` until the end of the current transaction."""
 
+    #: the most parameters one statement of ``insert_many``'s fallback (multi-row VALUES) takes
+    max_params: int = 999
+
     async def new_rkey(self) -> int | None:
         """A fresh ``resource.rkey`` when the backend can hand one out without a round trip, else None
         (the caller then lets the INSERT assign it)."""
         return None
+
+    async def new_rkeys(self, n: int) -> list[int] | None:
+        """``n`` fresh ``resource.rkey`` values, increasing — the keys ``n`` INSERTs that let the database assign
+        them would get — or None when the backend cannot tell them in advance (only write transactions can)."""
+        return None
+
+    async def insert_many(self, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert complete ``rows`` (values in ``table``'s column order) into ``table``; like ``batch``, nothing
+        is read back. Here: multi-row VALUES of at most ``max_params`` parameters each (a full chunk's SQL is
+        the same every time); the backends do better (SQLite ``executemany``, PostgreSQL one JSON parameter)."""
+        if rows:
+            await self.batch(values_statements(table, rows, self.max_params))
 
     def on_rollback(self, fn: Callable[[], Awaitable[None]]) -> None:
         """Await ``fn`` if this transaction rolls back (after the connection is released): undoes what a
@@ -85,6 +107,26 @@ class Conn(ABC):
         """The delta of ``rtype`` this transaction will add at commit (0 outside write transactions):
         a search inside a transaction sees the transaction's own rows, so its counter total must too."""
         return 0
+
+
+_VALUES_SQL: dict[tuple[str, int], str] = {}
+
+
+def values_statements(table: Table, rows: Sequence[Sequence[Any]], max_params: int) -> list[Statement]:
+    """INSERTs of ``rows`` into ``table``, several rows per statement but at most ``max_params`` parameters each."""
+    width = len(table.columns)
+    per = max(1, max_params // width)
+    out: list[Statement] = []
+    for i in range(0, len(rows), per):
+        chunk = rows[i:i + per]
+        sql = _VALUES_SQL.get((table.name, len(chunk)))
+        if sql is None:
+            one = "(" + ", ".join(["%s"] * width) + ")"
+            sql = _VALUES_SQL[(table.name, len(chunk))] = (
+                f"INSERT INTO {table.name} ({', '.join(c.name for c in table.columns)}) VALUES "
+                + ", ".join([one] * len(chunk)))
+        out.append((sql, [v for r in chunk for v in r]))
+    return out
 
 
 class _CountDeltas:
@@ -185,9 +227,67 @@ class _RkeyBlocks:
             self._free = sorted((r[0] for r in await cur.fetchall()), reverse=True)
         return self._free.pop()
 
+    async def take_many(self, conn: Any, n: int) -> list[int]:
+        """``n`` keys, smallest first (what ``n`` calls of ``take`` would return), in at most one round trip."""
+        if len(self._free) < n:
+            more = max(self.BLOCK, n - len(self._free))
+            cur = await conn.execute("SELECT nextval('resource_rkey_seq') FROM generate_series(1, %s)", (more,))
+            self._free = sorted(self._free + [r[0] for r in await cur.fetchall()], reverse=True)
+        taken = self._free[-n:] if n else []
+        del self._free[len(self._free) - n:]
+        return taken[::-1]
+
+
+def _pg_type(column: Any) -> tuple[str, tuple[type, ...]]:
+    """The PostgreSQL type ``json_to_recordset`` reads a column's values as, and the Python types (one of them per
+    column and batch) that ``insert_many`` sends that way — values JSON carries exactly (orjson writes a float's
+    shortest round-trip form, PostgreSQL reads it back to the same double)."""
+    t = column.type
+    if isinstance(t, Boolean):
+        return "bool", (bool,)
+    if isinstance(t, Integer):  # BigInteger and SmallInteger too
+        return "int8", (int,)
+    if isinstance(t, Float):
+        return "float8", (float, int)
+    return "text", (str,)
+
+
+_RECORDSET_SQL: dict[str, tuple[str, list[tuple[str, tuple[type, ...]]]]] = {}
+
+
+def _recordset_insert(table: Table) -> tuple[str, list[tuple[str, tuple[type, ...]]]]:
+    """``INSERT INTO t (…) SELECT … FROM json_to_recordset(%s) AS r(c1 type, …)`` of ``table``: ONE parameter."""
+    got = _RECORDSET_SQL.get(table.name)
+    if got is None:
+        types = [_pg_type(c) for c in table.columns]
+        names = [c.name for c in table.columns]
+        record = ", ".join(f"{n} {t}" for n, (t, _) in zip(names, types, strict=True))
+        sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(f'r.{n}' for n in names)} "
+               f"FROM json_to_recordset(%s::json) AS r({record})")
+        got = _RECORDSET_SQL[table.name] = (sql, types)
+    return got
+
+
+def _pg_records(table: Table, rows: Sequence[Sequence[Any]]) -> str | None:
+    """``rows`` as the JSON array of objects ``json_to_recordset`` reads — or None when a column mixes Python types
+    or holds one that the JSON route would not store as the single-row INSERT does (then: multi-row VALUES)."""
+    _, types = _recordset_insert(table)
+    for values, (_, accepted) in zip(zip(*rows, strict=True), types, strict=True):
+        seen = {type(v) for v in values if v is not None}
+        if len(seen) > 1 or (seen and next(iter(seen)) not in accepted):
+            return None
+        if float in seen and not all(math.isfinite(v) for v in values if v is not None):
+            return None  # orjson would write NaN and infinities as null
+    names = [str(c.name) for c in table.columns]  # plain str: orjson refuses SQLAlchemy's quoted_name keys
+    try:
+        return orjson.dumps([dict(zip(names, r, strict=True)) for r in rows]).decode()
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an int beyond 64 bits
+        return None
+
 
 class _PgConn(Conn):
     dialect = "postgresql"
+    max_params = PG_MAX_PARAMS
 
     def __init__(self, conn: Any, rkeys: _RkeyBlocks | None = None) -> None:
         self._c = conn
@@ -264,6 +364,21 @@ class _PgWriteConn(_CountDeltas, _PgConn):
 
     async def batch(self, statements: Sequence[Statement]) -> None:
         self._pending += [self._cur.mogrify(sql, args) for sql, args in statements]
+
+    async def new_rkeys(self, n: int) -> list[int] | None:
+        return await self._rkeys.take_many(self._c, n) if self._rkeys is not None else None
+
+    async def insert_many(self, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+        """All ``rows`` in one ``INSERT … SELECT … FROM json_to_recordset(%s)``: one parameter (psycopg's cached
+        conversion applies; JSON is written by orjson and read by PostgreSQL, both in C — psycopg's own array
+        literals escape text element by element in Python, several times slower for resource bodies)."""
+        if not rows:
+            return
+        records = _pg_records(table, rows)
+        if records is None:
+            await super().insert_many(table, rows)
+            return
+        self._pending.append(self._cur.mogrify(_recordset_insert(table)[0], (records,)))
 
     async def commit(self) -> None:
         counted = self._count_statement(self._c.info.backend_pid % COUNT_SLOTS)
@@ -386,6 +501,12 @@ class _SqliteConn(Conn):
         for sql, args in statements:
             self._c.execute(_q(sql), args)
 
+    async def insert_many(self, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            cols = [c.name for c in table.columns]
+            self._c.executemany(f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                                rows)
+
     async def lock(self, key: str) -> None:
         return None  # BEGIN IMMEDIATE already serialises writers
 
@@ -393,6 +514,12 @@ class _SqliteConn(Conn):
 class _SqliteWriteConn(_CountDeltas, _SqliteConn):
     """The connection inside ``SqliteDatabase.write()``; its counter deltas always go to slot 0 (SQLite
     has one writer at a time, so there is nothing to spread)."""
+
+    async def new_rkeys(self, n: int) -> list[int] | None:
+        # an INTEGER PRIMARY KEY without AUTOINCREMENT: an INSERT that leaves it out gets max(rkey) + 1, and this
+        # transaction (BEGIN IMMEDIATE) is the only writer until it ends
+        top = (self._c.execute("SELECT max(rkey) FROM resource").fetchone() or (None,))[0] or 0
+        return list(range(top + 1, top + 1 + n))
 
     def flush_counts(self) -> None:
         counted = self._count_statement(0)

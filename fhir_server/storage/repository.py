@@ -8,21 +8,23 @@ Being the only writer of ``resource.deleted``, it also keeps the live-resource c
 ``storage/schema.py``) exact: ``save`` of a new or deleted resource counts +1, ``delete`` of a live one
 -1 (``Conn.count_delta``; the write connection adds them up and writes them at commit). Every create,
 update, patch and delete — single, conditional, in transaction and batch bundles, by the loader — goes
-through these two methods; ``replace_index`` ($reindex) changes no resource row and so no count.
+through these two methods (``save_many`` is ``save`` for many fresh-id creates at once); ``replace_index``
+($reindex) changes no resource row and so no count.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from fhir_server.indexing.dates import format_instant
-from fhir_server.storage.db import Conn, Database, Statement
-from fhir_server.storage.schema import INDEX_TABLES
+from fhir_server.storage.db import Conn, Database, Statement, values_statements
+from fhir_server.storage.schema import INDEX_TABLES, resource_history
+from fhir_server.storage.schema import resource as resource_table
 
 IndexRows = dict[str, list[tuple]]
 Indexer = Callable[[dict[str, Any]], IndexRows]
@@ -148,11 +150,50 @@ class Repository:
         statements.append((_SQL_HISTORY, (rkey, version, rtype, rid, when, method, body)))
         for kind, kind_rows in rows.items():
             if kind_rows:
-                statements.append(_insert_rows(kind, [(rkey, rtype, *r) for r in kind_rows]))
+                full = [(rkey, rtype, *r) for r in kind_rows]
+                if len(full) * len(INDEX_TABLES[kind].columns) <= conn.max_params:
+                    statements.append(_insert_rows(kind, full))
+                else:  # e.g. > 8 token rows on PostgreSQL: statements whose conversion psycopg caches
+                    statements += values_statements(INDEX_TABLES[kind], full, conn.max_params)
         await conn.batch(statements)
         if current is None or current.deleted:  # created, or re-created after a delete
             conn.count_delta(rtype, 1)
         return Stored(rkey, rtype, rid, version, when, False, body), stored
+
+    async def save_many(self, conn: Conn, items: Sequence[tuple[dict[str, Any], str]], method: str = "POST",
+                        when: int | None = None) -> list[tuple[Stored, dict[str, Any]]]:
+        """Create each ``(resource, rid)`` — ids just made by the server — exactly as
+        ``save(conn, resource, rid, None, method, when, fresh_id=True)`` one after the other would (same rows:
+        version 1, ``meta.lastUpdated`` of its own ``now_us()`` unless ``when`` is given, history, index rows, live
+        counts), but with one multi-row insert per table for all of them (``Conn.insert_many``): the audit
+        trail's background writer stores its batches this way. Returns what each ``save`` would, in order."""
+        if not items:
+            return []
+        rkeys = await conn.new_rkeys(len(items))
+        if rkeys is None:  # not a write transaction of a backend that knows its keys in advance
+            return [await self.save(conn, r, rid, None, method, when, fresh_id=True) for r, rid in items]
+        current_rows: list[tuple] = []
+        history_rows: list[tuple] = []
+        index_rows: dict[str, list[tuple]] = {}
+        out: list[tuple[Stored, dict[str, Any]]] = []
+        for (resource, rid), rkey in zip(items, rkeys, strict=True):
+            rtype = resource["resourceType"]
+            at = now_us() if when is None else when
+            stored = with_server_meta(resource, rid, 1, at)
+            body = orjson.dumps(stored).decode()
+            for kind, kind_rows in self.indexer(stored).items():
+                if kind_rows:
+                    index_rows.setdefault(kind, []).extend((rkey, rtype, *r) for r in kind_rows)
+            current_rows.append((rkey, rtype, rid, 1, at, False, body))
+            history_rows.append((rkey, 1, rtype, rid, at, method, body))
+            out.append((Stored(rkey, rtype, rid, 1, at, False, body), stored))
+        await conn.insert_many(resource_table, current_rows)
+        await conn.insert_many(resource_history, history_rows)
+        for kind, rows in index_rows.items():
+            await conn.insert_many(INDEX_TABLES[kind], rows)
+        for stored_row, _ in out:
+            conn.count_delta(stored_row.rtype, 1)
+        return out
 
     async def delete(self, conn: Conn, current: Stored, when: int | None = None) -> Stored:
         """Mark ``current`` deleted as a new version (its index rows go; history keeps a tombstone)."""
