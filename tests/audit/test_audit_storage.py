@@ -190,7 +190,15 @@ def test_a_failing_batch_is_retried_one_by_one(server: LiveServer, fhir: httpx.C
                 raise ValueError("refused")
             return await save(conn, resource, *args, **kw)
 
+        save_many = svc.repo.save_many
+
+        async def picky_save_many(conn: Conn, items: list[tuple[dict[str, Any], str]], *args: Any) -> Any:
+            if any(r["entity"][0]["what"]["reference"].endswith("-3") for r, _ in items):
+                raise ValueError("refused")
+            return await save_many(conn, items, *args)
+
         svc.repo.save = picky_save  # type: ignore[method-assign]
+        svc.repo.save_many = picky_save_many  # type: ignore[method-assign]
         writer = AuditWriter(svc, batch_size=500, interval=60)
         await writer.start()
         for n in range(6):
