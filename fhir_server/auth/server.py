@@ -1,7 +1,8 @@
 """The OAuth 2 / OpenID Connect machinery: Authlib's ``AuthorizationServer`` with SMART's grants.
 
 Grants: ``authorization_code`` (PKCE S256 required, one-time codes, OpenID ``id_token``), ``refresh_token``
-(rotated on use), ``client_credentials`` (backend services: ``private_key_jwt`` only, ``system/`` scopes only).
+(rotated on use, consumed atomically; a second redemption ends the grant), ``client_credentials`` (backend
+services: ``private_key_jwt`` only, ``system/`` scopes only).
 Client authentication: ``none`` (public), ``client_secret_basic`` (argon2), ``private_key_jwt`` (RFC 7523,
 RS384/ES384 assertions, ``exp`` at most 5 minutes ahead, ``jti`` stored and a replay refused, clock skew
 tolerance :data:`CLOCK_SKEW_SECONDS`).
@@ -29,7 +30,12 @@ from typing import Any
 import httpx
 import orjson
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Payload, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+)
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -291,7 +297,7 @@ class RefreshGrant(RefreshTokenGrant):
         return User(refresh_token.rec.username or refresh_token.rec.client_id, refresh_token.rec.fhir_user, None, ())
 
     def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
-        self.server.sync(tokens.revoke(self.server.svc.db, refresh_token.value))
+        return None  # consumed atomically with the issue of its successors (SmartServer._save_token)
 
 
 class BackendGrant(ClientCredentialsGrant):
@@ -376,14 +382,27 @@ class SmartServer(AuthorizationServer):
                   "patient": patient, "encounter": encounter, "fhir_user": fhir_user, "context": context,
                   "grant_id": grant_id}
         db = self.svc.db
+        reused = False
         async with db.write() as c:
-            access, _ = await tokens.issue(db, kind="access", ttl_seconds=self.settings.access_token_seconds,
-                                           conn=c, **common)
-            token["access_token"] = access
-            if "refresh_token" in token:
-                refresh, _ = await tokens.issue(db, kind="refresh", ttl_seconds=self.settings.refresh_token_seconds,
-                                                conn=c, **common)
-                token["refresh_token"] = refresh
+            # a refresh token is consumed in the transaction that issues its successors: of two concurrent
+            # redemptions exactly one updates the row (PostgreSQL: the second waits for the first's row lock, then
+            # finds it revoked; SQLite: writers are serialised), so only one gets new tokens
+            if request.refresh_token is not None and not await tokens.consume_refresh(
+                    db, request.refresh_token.value, conn=c):
+                # redeemed before (a race, or a replay of a rotated token): per the OAuth 2.0 Security BCP
+                # (RFC 9700 §4.14.2) the whole grant ends; committed, with nothing issued
+                await tokens.revoke_grant(db, grant_id, conn=c)
+                reused = True
+            else:
+                access, _ = await tokens.issue(db, kind="access", ttl_seconds=self.settings.access_token_seconds,
+                                               conn=c, **common)
+                token["access_token"] = access
+                if "refresh_token" in token:
+                    refresh, _ = await tokens.issue(db, kind="refresh",
+                                                    ttl_seconds=self.settings.refresh_token_seconds, conn=c, **common)
+                    token["refresh_token"] = refresh
+        if reused:
+            raise InvalidGrantError("the refresh token was already used")
         if patient:
             token["patient"] = patient
         if encounter:

@@ -25,7 +25,8 @@ from fhir_server.auth.access import Access
 from fhir_server.auth.scopes import Scopes
 from fhir_server.storage.db import Conn, Database
 
-__all__ = ["CACHE_SECONDS", "TokenRecord", "hash_token", "issue", "lookup", "revoke", "revoke_grant", "to_access"]
+__all__ = ["CACHE_SECONDS", "TokenRecord", "consume_refresh", "hash_token", "issue", "lookup", "revoke",
+           "revoke_grant", "to_access"]
 
 CACHE_SECONDS = 5.0
 _CACHE_MAX = 10_000
@@ -135,6 +136,18 @@ async def revoke(db: Database, token: str, conn: Conn | None = None) -> TokenRec
         return await run(conn)
     async with db.write() as c:
         return await run(c)
+
+
+async def consume_refresh(db: Database, token: str, conn: Conn) -> bool:
+    """Mark the refresh token ``token`` used, in ``conn``'s transaction; False when it was no longer active
+    (revoked, redeemed by a concurrent request, or not a refresh token; its expiry was checked when it was looked
+    up). One conditional ``UPDATE``: of two concurrent redemptions exactly one sees a row count of 1, on SQLite and
+    PostgreSQL alike."""
+    h = hash_token(token)
+    _cache.pop(h, None)
+    n = await conn.run("UPDATE oauth_token SET revoked = %s WHERE token_hash = %s AND kind = %s AND NOT revoked",
+                       (True, h, "refresh"))
+    return n == 1
 
 
 async def revoke_grant(db: Database, grant_id: str, conn: Conn | None = None) -> int:
