@@ -107,11 +107,17 @@ class _State:
         return response
 
     async def audit(self, request: Request, interaction: str, ok: bool, *, client_id: str | None = None,
-                    username: str | None = None, fhir_user: str | None = None, status: int = 200) -> None:
+                    username: str | None = None, fhir_user: str | None = None, status: int = 200,
+                    patient: str | None = None, error: str | None = None) -> None:
+        """Record an OAuth event: ``patient`` (the launch or chosen patient, when known) becomes an entity
+        ``Patient/<id>`` with role Patient; ``error`` (an OAuth error *code* such as ``invalid_grant``, or a fixed
+        reason code) goes into outcomeDesc. Never a token, code, secret or password."""
+        detail = {"error": error[:64]} if error else {}
         await audit.record(self.svc, AuditRecord(action="E", interaction=interaction, outcome="0" if ok else "4",
                                                  status=status, client_id=(client_id or None) and client_id[:128],
                                                  username=(username or None) and username[:128],
-                                                 fhir_user=fhir_user, source=_address(request)))
+                                                 patients=(patient[:64],) if patient else (),
+                                                 fhir_user=fhir_user, source=_address(request), detail=detail))
 
 
 async def _pairs(request: Request) -> list[tuple[str, str]]:
@@ -175,6 +181,14 @@ def build_router(svc: Any) -> APIRouter:
             return "the launch scope needs a launch parameter (EHR launch)"
         return None
 
+    async def session_patient(sess: dict[str, Any]) -> str | None:
+        """The patient an authorization in progress is about, when already known: the EHR launch's, or the one
+        picked (for the audit trail)."""
+        launch = await launch_context(dict(sess.get("req") or []))
+        if isinstance(launch, launches.Launch) and launch.patient:
+            return launch.patient
+        return str(sess["patient"]) if sess.get("patient") else None
+
     @router.api_route("/auth/authorize", methods=["GET", "POST"])
     async def authorize(request: Request) -> Response:
         pairs = await _pairs(request)
@@ -237,11 +251,14 @@ def build_router(svc: Any) -> APIRouter:
         username = form.get("username", "")[:128]
         user = await users.authenticate(svc.db, username, form.get("password", ""))
         client_id = dict(sess["req"]).get("client_id")
+        patient = await session_patient(sess)
         if user is None:
-            await st.audit(request, "login-failed", False, client_id=client_id, username=username, status=401)
+            await st.audit(request, "login-failed", False, client_id=client_id, username=username, status=401,
+                           patient=patient, error="invalid_credentials")
             return page("login", "Sign in", 401, client=esc(await client_name(sess)), csrf=esc(sess["csrf"]),
                         error='<p class="error">Wrong username or password.</p>')
-        await st.audit(request, "login", True, client_id=client_id, username=user.username, fhir_user=user.fhir_user)
+        await st.audit(request, "login", True, client_id=client_id, username=user.username, fhir_user=user.fhir_user,
+                       patient=patient)
         sess = {**sess, "user": user.username, "csrf": secrets.token_urlsafe(24)}
         return await st.save(RedirectResponse("/auth/consent", status_code=303), sess)
 
@@ -363,13 +380,21 @@ def build_router(svc: Any) -> APIRouter:
             grant = st.server.get_consent_grant(req, user)
             return st.server.create_authorization_response(req, user if approve else None, grant)
 
+        audited = {"client_id": data.get("client_id"), "username": user.username, "fhir_user": user.fhir_user,
+                   "patient": patient or (launch.patient if launch else None) or sess.get("patient")}
         try:
             status, _, headers = await asyncio.to_thread(run)
         except OAuth2Error as e:
+            await st.audit(request, "authorize-denied", False, status=e.status_code, error=e.error, **audited)
             if e.redirect_uri:
                 headers = e(None)[2]
             else:
                 return page("error", "Authorization error", 400, message=esc(e.description or e.error))
+        else:
+            if approve:
+                await st.audit(request, "authorize", True, **audited)
+            else:
+                await st.audit(request, "authorize-denied", False, status=403, error="access_denied", **audited)
         rest = {"user": sess.get("user"), "csrf": secrets.token_urlsafe(24)}
         return await st.save(RedirectResponse(dict(headers)["Location"], status_code=302), rest)
 
@@ -389,9 +414,14 @@ def build_router(svc: Any) -> APIRouter:
             status, body, headers = 500, {"error": "server_error", "error_description": "internal error"}, []
         client_id = req.client.client_id if req.client else req.payload.data.get("client_id")
         user = req.user if isinstance(req.user, users.User) else None
+        source: Any = req.authorization_code or (req.refresh_token.rec if req.refresh_token else None)
+        patient = (body.get("patient") if isinstance(body, dict) and status == 200 else None) \
+            or getattr(source, "patient", None)
+        error = body.get("error") if isinstance(body, dict) and status != 200 else None
         await st.audit(request, "token" if status == 200 else "token-denied", status == 200, client_id=client_id,
                        username=user.username if user and req.payload.grant_type != "client_credentials" else None,
-                       fhir_user=user.fhir_user if user else None, status=status)
+                       fhir_user=user.fhir_user if user else None, status=status, patient=patient,
+                       error=error if isinstance(error, str) else None)
         if status != 200 and isinstance(body, dict):
             body.setdefault("error_description", str(body.get("error", "error")).replace("_", " "))
         out = {**dict(headers), **_JSON_HEADERS}
