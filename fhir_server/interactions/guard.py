@@ -18,7 +18,15 @@ from fhir_server.auth.access import current
 from fhir_server.auth.policy import Grant, Policy, policy_for
 from fhir_server.interactions.services import Services
 from fhir_server.outcome import FhirError
-from fhir_server.search import Criterion, ParsedSearch, Visibility, compile_count, parse_search
+from fhir_server.search import (
+    ChainTarget,
+    Criterion,
+    HasValue,
+    ParsedSearch,
+    Visibility,
+    compile_count,
+    parse_search,
+)
 from fhir_server.storage.db import Conn
 
 __all__ = ["Grant", "Policy", "audit", "include_filter", "meets_restrictions", "policy_for", "restrict_search",
@@ -44,11 +52,65 @@ def _restriction_criterion(svc: Services, rtype: str, restrictions: tuple[tuple[
     return Criterion("_scope", "composite", None, tuple(alternatives), "scope restriction")
 
 
+def _both(svc: Services, c: Criterion, rtype: str, g: Grant) -> Criterion:
+    """``c`` AND the v2 query restrictions of ``g`` on ``rtype`` (``c`` itself when there are none)."""
+    if g.restrictions is None:
+        return c
+    return Criterion("_scope", "composite", None, ((c, _restriction_criterion(svc, rtype, g.restrictions)),),
+                     "scope restriction")
+
+
+async def _missing(pol: Policy, rtype: str, perm: str) -> FhirError:
+    contexts = pol.access.scopes.contexts()
+    ctx = next((c for c in ("patient", "user", "system") if c in contexts), "patient")
+    return await pol.deny(403, f"The search traverses {rtype} (a chain or _has): the token needs a scope allowing "
+                          f"search on {rtype}, such as {ctx}/{rtype}.rs", rtype, perm=perm)
+
+
+async def _traversals(svc: Services, pol: Policy, c: Criterion, perm: str) -> Criterion:
+    """``c`` with every resource type a chain or ``_has`` looks through checked against the token's scopes
+    (issue 7 §4): a ``_has`` source type, or the one target type of a typed chain (``subject:Patient.name``),
+    without a scope allowing ``perm`` is **403** (audited); an untyped chain keeps the target types the token may
+    search (the others could never match: the compiler's visibility hides them) and is 403 when none is left. The
+    v2 query restrictions of a traversed type are AND-ed into what it must meet; its patient compartment
+    restriction is the compiler's (``ParsedSearch.visibility`` applies to every traversed resource)."""
+    if c.type == "chain":
+        targets: list[ChainTarget] = []
+        missing: str | None = None
+        for t in c.values:
+            assert isinstance(t, ChainTarget)
+            granted = [(tt, pol.peek(tt, perm)) for tt in t.target_types]
+            missing = missing or next((tt for tt, g in granted if g is None), None)
+            kept = [(tt, g) for tt, g in granted if g is not None]
+            if not kept:
+                continue
+            inner = await _traversals(svc, pol, t.criterion, perm)
+            plain = tuple(tt for tt, g in kept if g.restrictions is None)
+            if plain:
+                targets.append(ChainTarget(plain, inner))
+            targets += [ChainTarget((tt,), _both(svc, inner, tt, g)) for tt, g in kept if g.restrictions is not None]
+        if not targets:
+            raise await _missing(pol, missing or "?", perm)
+        return Criterion(c.param, c.type, c.modifier, tuple(targets), c.name)
+    if c.type == "has":
+        h = c.values[0]
+        assert isinstance(h, HasValue)
+        g = pol.peek(h.source_type, perm)
+        if g is None:
+            raise await _missing(pol, h.source_type, perm)
+        inner = _both(svc, await _traversals(svc, pol, h.criterion, perm), h.source_type, g)
+        return Criterion(c.param, c.type, c.modifier, (HasValue(h.source_type, h.ref_param, inner),), c.name)
+    return c
+
+
 async def restrict_search(svc: Services, pol: Policy | None, parsed: ParsedSearch, perm: str = "s") -> None:
     """Limit ``parsed`` to what the token may find (compartments, chains, ``_has``, v2 restrictions); 403 when
-    no scope allows ``perm`` on the searched type."""
+    no scope allows ``perm`` on the searched type or on a type a chain or ``_has`` traverses."""
     if pol is None:
         return
+    if parsed.types is None:
+        await pol.grant(parsed.rtype, perm)  # the searched type first: its 403 before a traversed type's
+    parsed.criteria = [await _traversals(svc, pol, c, perm) for c in parsed.criteria]
     if parsed.types is None:
         g = await pol.grant(parsed.rtype, perm)
         if g.restrictions is not None:
