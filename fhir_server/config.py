@@ -25,6 +25,8 @@ class Settings:
     no_auth: bool = False  # True (--no-auth, development only): no token needed, nothing enforced or audited
     #: SMART/OAuth lifetimes (seconds): access tokens, refresh tokens, authorization codes, EHR launch values
     access_token_seconds: int = 3600
+    #: backend services (client_credentials) access tokens: short-lived, backend-services.html says at most 300
+    backend_token_seconds: int = 300
     refresh_token_seconds: int = 30 * 24 * 3600
     code_seconds: int = 60
     launch_seconds: int = 300

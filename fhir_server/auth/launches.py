@@ -21,6 +21,8 @@ __all__ = ["Launch", "create", "resolve"]
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _REF = re.compile(r"^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}$")
 _EXTRAS = ("intent", "smart_style_url", "need_patient_banner", "fhirContext", "tenant")
+#: the launch context parameters a token response (and its introspection) carries besides patient / encounter
+CONTEXT_PARAMETERS = frozenset(_EXTRAS)
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,8 @@ def validate(body: dict[str, Any]) -> Launch:
     if fhir_user is not None and (not isinstance(fhir_user, str) or not _REF.match(fhir_user)):
         raise ValueError("fhirUser must be a relative reference such as Practitioner/1")
     ctx: dict[str, Any] = {k: body[k] for k in _EXTRAS if body.get(k) is not None}
-    if "fhirContext" in ctx and not isinstance(ctx["fhirContext"], list):
-        raise ValueError("fhirContext must be an array")
+    if "fhirContext" in ctx:
+        _check_fhir_context(ctx["fhirContext"])
     if "need_patient_banner" in ctx and not isinstance(ctx["need_patient_banner"], bool):
         raise ValueError("need_patient_banner must be a boolean")
     for k in ("intent", "smart_style_url", "tenant"):
@@ -65,6 +67,32 @@ def validate(body: dict[str, Any]) -> Launch:
             raise ValueError(f"{k} must be a string")
     return Launch(_bare_id(body.get("patient"), "Patient"), _bare_id(body.get("encounter"), "Encounter"),
                   fhir_user, ctx)
+
+
+def _check_fhir_context(items: Any) -> None:
+    """SMART App Launch 2.x (scopes-and-launch-context.html, fhirContext): an array of objects, each with a relative
+    ``reference`` (``Type/id``), a ``canonical`` or an ``identifier``, and optionally ``type`` and ``role``
+    (strings)."""
+    if not isinstance(items, list):
+        raise ValueError("fhirContext must be an array")
+    for n, item in enumerate(items):
+        where = f"fhirContext[{n}]"
+        if not isinstance(item, dict):
+            raise ValueError(f"{where} must be an object with reference, canonical or identifier")
+        if not any(k in item for k in ("reference", "canonical", "identifier")):
+            raise ValueError(f"{where} needs reference, canonical or identifier")
+        if "reference" in item and (not isinstance(item["reference"], str) or not _REF.match(item["reference"])):
+            raise ValueError(f"{where}.reference must be a relative reference such as CarePlan/1")
+        if "canonical" in item and (not isinstance(item["canonical"], str) or not item["canonical"]):
+            raise ValueError(f"{where}.canonical must be a non-empty string")
+        if "identifier" in item and not isinstance(item["identifier"], dict):
+            raise ValueError(f"{where}.identifier must be an Identifier object")
+        for k in ("type", "role"):
+            if k in item and not isinstance(item[k], str):
+                raise ValueError(f"{where}.{k} must be a string")
+        unknown = set(item) - {"reference", "canonical", "identifier", "type", "role"}
+        if unknown:
+            raise ValueError(f"{where} has unknown member(s) {', '.join(sorted(unknown))}")
 
 
 async def create(db: Database, launch: Launch, *, ttl_seconds: int, created_by: str | None = None) -> str:

@@ -467,6 +467,8 @@ def build_router(svc: Any) -> APIRouter:
             body["encounter"] = rec.encounter
         if rec.fhir_user:
             body["fhirUser"] = f"{settings.fhir_base}/{rec.fhir_user}"
+        # token-introspection.html: every launch context parameter of the token response
+        body.update({k: v for k, v in (rec.context or {}).items() if k in launches.CONTEXT_PARAMETERS})
         return JSONResponse(body, headers=_JSON_HEADERS)
 
     @router.post("/auth/revoke")

@@ -44,7 +44,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from fhir_server.auth import clients, keys, tokens
+from fhir_server.auth import clients, keys, launches, tokens
 from fhir_server.auth.discovery import endpoints
 from fhir_server.auth.users import User
 
@@ -359,13 +359,20 @@ class SmartServer(AuthorizationServer):
 
     def _generate(self, grant_type: str, client: Any, user: Any = None, scope: str | None = None,
                   expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
-        token: dict[str, Any] = {"token_type": "Bearer", "expires_in": self.settings.access_token_seconds,
+        token: dict[str, Any] = {"token_type": "Bearer", "expires_in": self._access_seconds(grant_type),
                                  "scope": scope or ""}
         words = (scope or "").split()
         if include_refresh_token and grant_type != "client_credentials" and (
                 "offline_access" in words or "online_access" in words):
             token["refresh_token"] = ""  # issued by save_token
         return token
+
+    def _access_seconds(self, grant_type: str | None) -> int:
+        """Access-token lifetime: backend services tokens are short-lived (backend-services.html: expires_in SHOULD
+        NOT exceed 300 seconds)."""
+        if grant_type == "client_credentials":
+            return min(self.settings.backend_token_seconds, self.settings.access_token_seconds)
+        return self.settings.access_token_seconds
 
     def save_token(self, token: dict[str, Any], request: FormRequest) -> None:
         self.sync(self._save_token(token, request))
@@ -394,8 +401,7 @@ class SmartServer(AuthorizationServer):
                 await tokens.revoke_grant(db, grant_id, conn=c)
                 reused = True
             else:
-                access, _ = await tokens.issue(db, kind="access", ttl_seconds=self.settings.access_token_seconds,
-                                               conn=c, **common)
+                access, _ = await tokens.issue(db, kind="access", ttl_seconds=token["expires_in"], conn=c, **common)
                 token["access_token"] = access
                 if "refresh_token" in token:
                     refresh, _ = await tokens.issue(db, kind="refresh",
@@ -408,7 +414,7 @@ class SmartServer(AuthorizationServer):
         if encounter:
             token["encounter"] = encounter
         for k, v in (context or {}).items():
-            if k in ("need_patient_banner", "smart_style_url", "fhirContext", "intent", "tenant"):
+            if k in launches.CONTEXT_PARAMETERS:
                 token[k] = v
 
     # --- storage of codes and client-assertion ids

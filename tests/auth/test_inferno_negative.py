@@ -156,10 +156,6 @@ def test_introspection_exp_matches_expires_in(auth_server, admin):
     assert before + launch.body["expires_in"] - 5 <= got["exp"] <= time.time() + launch.body["expires_in"] + 5
 
 
-@pytest.mark.xfail(strict=True, reason="defect: /auth/introspect returns patient and encounter but not the other "
-                                       "launch context parameters of the token response (intent, fhirContext, "
-                                       "need_patient_banner, smart_style_url), which token-introspection.html says "
-                                       "SHALL be included")
 def test_introspection_carries_launch_context(auth_server, admin):
     """token-introspection.html 'Conditional fields': every launch context parameter of the token response is in
     the introspection response."""
@@ -172,10 +168,6 @@ def test_introspection_carries_launch_context(auth_server, admin):
             assert got.get(k) == launch.body[k], k
 
 
-@pytest.mark.xfail(strict=True, reason="defect: /auth/launch accepts any JSON array as fhirContext, so an EHR can "
-                                       "make the token response carry items Inferno's "
-                                       "smart_token_response_body_stu2_2 rejects (strings, absolute references, "
-                                       "objects without reference/canonical/identifier)")
 def test_launch_rejects_malformed_fhir_context(auth_server):
     """scopes-and-launch-context.html 'fhirContext': each item SHALL be an object with at least one of reference
     (relative), canonical, identifier. A launch context breaking that is refused with 400 at /auth/launch."""
@@ -185,3 +177,8 @@ def test_launch_rejects_malformed_fhir_context(auth_server):
         r = httpx.post(f"{root(auth_server)}/auth/launch", json={"patient": "p1", "fhirContext": bad},
                        headers={"Authorization": f"Bearer {token}"}, timeout=30)
         assert r.status_code == 400 and r.json()["error"] == "invalid_request", (bad, r.text)
+    good = [{"reference": "CarePlan/1", "role": "https://example.org/role"}, {"canonical": "http://x.org/Q|1"},
+            {"identifier": {"system": "urn:x", "value": "1"}, "type": "DocumentReference"}]
+    r = httpx.post(f"{root(auth_server)}/auth/launch", json={"patient": "p1", "fhirContext": good},
+                   headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert r.status_code == 201, r.text
