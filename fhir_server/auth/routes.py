@@ -243,6 +243,7 @@ def build_router(svc: Any) -> APIRouter:
     async def login(request: Request) -> Response:
         wait = st.limiter.hit("login:" + _address(request))
         if wait:
+            await st.audit(request, "login-failed", False, status=429, error="too_many_requests")
             return too_many(wait)
         sess = await st.session(request)
         form = dict(await _pairs(request))
@@ -403,6 +404,7 @@ def build_router(svc: Any) -> APIRouter:
     async def token(request: Request) -> Response:
         wait = st.limiter.hit("token:" + _address(request))
         if wait:
+            await st.audit(request, "token-denied", False, status=429, error="too_many_requests")
             return _oauth_error(429, "too_many_requests", "too many token requests; retry later",
                                 {"Retry-After": str(wait)})
         pairs = await _pairs(request)

@@ -128,10 +128,12 @@ async def restrict_search(svc: Services, pol: Policy | None, parsed: ParsedSearc
 
 async def restrict_matches(svc: Services, parsed: ParsedSearch, perm: str) -> None:
     """Limit the matches of a conditional create/update/patch/delete or conditional reference to what the token
-    may ``perm`` (no error: what it may not touch simply does not match)."""
+    may ``perm`` (no error: what it may not touch simply does not match). A chain or ``_has`` in the condition
+    needs a search scope on each type it traverses, as in a search (403 otherwise)."""
     pol = await policy_for(svc)
     if pol is None:
         return
+    parsed.criteria = [await _traversals(svc, pol, c, "s") for c in parsed.criteria]
     g = pol.peek(parsed.rtype, perm)
     if g is not None and g.restrictions is not None:
         parsed.criteria.insert(0, _restriction_criterion(svc, parsed.rtype, g.restrictions))

@@ -155,3 +155,14 @@ def test_the_denial_is_audited(auth_server: LiveServer, ds: Dataset) -> None:
         assert found and found[0]["outcomeDesc"].startswith("HTTP 403")
         assert {"system": "http://hl7.org/fhir/resource-types", "code": "Observation"} in [
             e.get("type") for e in found[0].get("entity", [])]
+
+
+def test_conditional_interactions_need_a_scope_on_traversed_types(auth_server: LiveServer, ds: Dataset) -> None:
+    """A conditional delete/update whose condition chains probes the traversed type like a search (``_has`` is not a
+    condition criterion):
+    403 without a search scope on it; with one, the condition runs (here it matches nothing)."""
+    cond = {"subject:Patient.name": f"Nobody{ds.tag}"}
+    with _token(auth_server, ds, "patient/CarePlan.cruds") as c:
+        _forbidden(c.delete("CarePlan", params=cond), "patient/Patient.rs")
+    with _token(auth_server, ds, "patient/CarePlan.cruds patient/Patient.rs") as c:
+        assert c.delete("CarePlan", params=cond).status_code in (200, 204)

@@ -77,7 +77,7 @@ def limited_server(tmp_path) -> Iterator[LiveServer]:
     srv.stop()
 
 
-def test_rate_limit(limited_server):
+def test_rate_limit(limited_server, calls):
     url = f"{root(limited_server)}/auth/token"
     for _ in range(3):
         assert httpx.post(url, data={"grant_type": "client_credentials"}, timeout=30).status_code in (400, 401)
@@ -89,6 +89,10 @@ def test_rate_limit(limited_server):
                           timeout=30).status_code == 400  # no authorization in progress
     r = httpx.post(f"{root(limited_server)}/auth/login", data={"username": "a", "password": "b"}, timeout=30)
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    # each refusal is audited as a denial (issue 7 point 8), with the reason and the caller's address
+    refused = [(c.interaction, c.outcome, c.status, c.detail.get("error"), c.source) for c in calls if c.status == 429]
+    assert refused == [("token-denied", "4", 429, "too_many_requests", "127.0.0.1"),
+                       ("login-failed", "4", 429, "too_many_requests", "127.0.0.1")]
 
 
 def test_rate_limiter_window():
