@@ -213,3 +213,35 @@ def test_b_data_unchanged(auth_server: LiveServer, ds: Dataset) -> None:
         for rtype, rid in ds.b.all():
             r = admin.get(f"{rtype}/{rid}")
             assert r.status_code == 200, (rtype, rid)
+
+
+def _compartment_param(rtype: str) -> str:
+    """The first parameter of ``rtype`` in the R4 Patient CompartmentDefinition."""
+    from fhir_server.definitions import patient_compartment
+
+    return next(r["param"][0] for r in patient_compartment()["resource"] if r["code"] == rtype and r.get("param"))
+
+
+@pytest.mark.parametrize("rtype", [t for t in CARES_TYPES if t != "Patient"])
+def test_every_type_leaks_nothing_of_b_through_any_path(a_client: httpx.Client, ds: Dataset, rtype: str) -> None:
+    """Issue 7 "cross-patient tests", per CARES type: B's resources of ``rtype`` are invisible through vread,
+    instance and type history, a chain onto B's patient, ``_has`` from B's patient, ``_revinclude`` from every
+    patient, and a transaction read — while A's are found through the same paths."""
+    param = _compartment_param(rtype)
+    (b_id, *_), (a_id, *_) = ds.b.ids[rtype], ds.a.ids[rtype]
+    for path in (f"{rtype}/{b_id}/_history/1", f"{rtype}/{b_id}/_history"):
+        assert a_client.get(path).status_code == 404, path
+    assert (rtype, a_id) in _no_b(ds, a_client.get(f"{rtype}/_history", params={"_count": "500"}).json())
+    for child, found in ((ds.b, False), (ds.a, True)):
+        name = f"Child{'B' if child is ds.b else 'A'}{ds.tag}"
+        r = a_client.get(rtype, params={f"{param}:Patient.name": name, "_count": "200"})
+        assert r.status_code == 200, r.text
+        assert ((rtype, child.ids[rtype][0]) in _no_b(ds, r.json())) is found
+        r = a_client.get("Patient", params={f"_has:{rtype}:{param}:_id": child.ids[rtype][0]})
+        assert r.status_code == 200, r.text
+        assert _no_b(ds, r.json()) == ({("Patient", ds.a.patient)} if found else set())
+    r = a_client.get("Patient", params={"_revinclude": f"{rtype}:{param}", "_count": "200"})
+    assert (rtype, a_id) in _no_b(ds, r.json())
+    tx = {"resourceType": "Bundle", "type": "transaction", "entry": [{"request": {"method": "GET",
+                                                                                  "url": f"{rtype}/{b_id}"}}]}
+    assert a_client.post("", json=tx).status_code == 404
