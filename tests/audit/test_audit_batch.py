@@ -7,11 +7,7 @@ batched writer stores is also checked through the live server's FHIR API."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -20,29 +16,17 @@ import pytest
 from fhir_server import audit
 from fhir_server.audit import AuditRecord
 from fhir_server.audit.event import build
-from fhir_server.audit.writer import AuditWriter
 from fhir_server.auth.access import Access
 from fhir_server.auth.scopes import Scopes
 from fhir_server.indexing.dates import format_instant
 from fhir_server.interactions.services import Services
 from fhir_server.storage.db import Conn
 from fhir_server.storage.schema import INDEX_TABLES, idx_number
+from tests.audit.support import with_services
 from tests.conftest import LiveServer
 
-T = TypeVar("T")
 WHEN = 1_795_000_000_123_456  # a fixed meta.lastUpdated (µs) for the row-by-row comparison
 
-
-def with_services(server: LiveServer, fn: Callable[[Services], Awaitable[T]]) -> T:
-    async def go() -> T:
-        svc = Services.create(replace(server.settings, pool_size=2))
-        await svc.db.open()
-        try:
-            return await fn(svc)
-        finally:
-            await svc.db.close()
-
-    return asyncio.run(go())
 
 
 def records(tag: str) -> list[AuditRecord]:
@@ -194,39 +178,3 @@ def test_insert_many_takes_mixed_value_types(server: LiveServer, tag: str) -> No
 
     got = with_services(server, run)
     assert got == [("m", 1.5), ("m", 3.25), ("n", 0.30000000000000004), ("n", 1.0), ("n", 2.5), ("n", 1e15)]
-
-
-def test_a_failing_batch_is_retried_one_by_one(server: LiveServer, fhir: httpx.Client, tag: str,
-                                               caplog: pytest.LogCaptureFixture) -> None:
-    """A batch the repository refuses is written again one event per transaction: only the bad event is lost."""
-    async def run(svc: Services) -> tuple[int, int]:
-        save, save_many = svc.repo.save, svc.repo.save_many
-
-        def bad(resource: dict[str, Any]) -> bool:
-            return resource["entity"][0]["what"]["reference"].endswith("-3")
-
-        async def picky_save(conn: Conn, resource: dict[str, Any], *args: Any, **kw: Any) -> Any:
-            if bad(resource):
-                raise ValueError("refused")
-            return await save(conn, resource, *args, **kw)
-
-        async def picky_save_many(conn: Conn, items: list[tuple[dict[str, Any], str]], *args: Any) -> Any:
-            if any(bad(r) for r, _ in items):
-                raise ValueError("refused")
-            return await save_many(conn, items, *args)
-
-        svc.repo.save = picky_save  # type: ignore[method-assign]
-        svc.repo.save_many = picky_save_many  # type: ignore[method-assign]
-        writer = AuditWriter(svc, batch_size=500, interval=60)
-        await writer.start()
-        for n in range(6):
-            await audit.record(svc, AuditRecord("R", "read", rtype="Observation", rid=f"o-{tag}-{n}",
-                                                patients=(f"pt-{tag}",), source="127.0.0.1"))
-        await writer.stop()
-        return writer.written, writer.lost
-
-    with caplog.at_level(logging.WARNING, logger="cares_fhir.audit"):
-        written, lost = with_services(server, run)
-    assert (written, lost) == (5, 1)
-    assert any("audit batch of 6 events failed (ValueError)" in r.getMessage() for r in caplog.records)
-    assert len(fhir.get(f"AuditEvent?patient=Patient/pt-{tag}&_count=50").json().get("entry", [])) == 5

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from fhir_server.audit.event import CLIENT_SYSTEM
+from tests.audit.support import poll_events as _events
 from tests.conftest import LiveServer, mint
 
 
@@ -20,19 +20,6 @@ def _client(server: LiveServer, token: str) -> httpx.Client:
     return httpx.Client(base_url=server.base + "/", timeout=60,
                         headers={"Accept": "application/fhir+json", "Authorization": f"Bearer {token}"})
 
-
-def _events(auditor: httpx.Client, query: str, until: Callable[[list[dict[str, Any]]], bool] = bool,
-            wait: float = 5.0) -> list[dict[str, Any]]:
-    """AuditEvents matching ``query``, polled until ``until(events)`` (reads are written by the background
-    writer within ~0.2 s)."""
-    deadline = time.monotonic() + wait
-    while True:
-        r = auditor.get(f"AuditEvent?{query}&_count=100")
-        assert r.status_code == 200, r.text
-        events = [e["resource"] for e in r.json().get("entry", [])]
-        if until(events) or time.monotonic() > deadline:
-            return events
-        time.sleep(0.1)
 
 
 def _subtypes(events: list[dict[str, Any]]) -> list[str]:

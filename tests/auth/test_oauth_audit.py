@@ -13,6 +13,7 @@ import httpx
 import orjson
 
 from fhir_server.audit.event import CLIENT_SYSTEM
+from tests.audit.support import poll_events
 from tests.auth.oauth_support import (
     PASSWORD,
     add_user,
@@ -39,18 +40,11 @@ _DCM = "http://dicom.nema.org/resources/ontology/DCM"
 
 def _events(server: LiveServer, query_: str, until: Callable[[list[dict[str, Any]]], bool] = bool,
             wait: float = 5.0) -> list[dict[str, Any]]:
-    """AuditEvents matching ``query_`` (polled: the background writer stores them within ~0.2 s)."""
+    """AuditEvents matching ``query_``, searched with an auditor token (polled, see ``poll_events``)."""
     token = mint(server, "system/AuditEvent.rs", client_id="auditor")
-    deadline = time.monotonic() + wait
     with httpx.Client(base_url=server.base + "/", timeout=30,
                       headers={"Accept": "application/fhir+json", "Authorization": f"Bearer {token}"}) as c:
-        while True:
-            r = c.get(f"AuditEvent?{query_}&_count=100")
-            assert r.status_code == 200, r.text
-            events = [e["resource"] for e in r.json().get("entry", [])]
-            if until(events) or time.monotonic() > deadline:
-                return events
-            time.sleep(0.1)
+        return poll_events(c, query_, until, wait)
 
 
 def _of_client(events: list[dict[str, Any]], client_id: str) -> list[dict[str, Any]]:
@@ -82,13 +76,20 @@ def _since() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 2))
 
 
-def test_ehr_launch_token_events_name_the_patient(auth_server: LiveServer, admin: httpx.Client) -> None:
+def _launch_code(server: LiveServer, admin: httpx.Client) -> tuple[str, str, str, str, str]:
+    """An EHR launch for a new patient, signed in and approved: (patient id, client id, code, PKCE verifier,
+    launch value)."""
     pid = _patient(admin)
-    client_id = public_client(auth_server, SCOPE)
-    user = add_user(auth_server, "Practitioner/audit-doc")
-    launch = ehr_launch(auth_server, patient=pid, fhirUser="Practitioner/audit-doc")
+    client_id = public_client(server, SCOPE)
+    user = add_user(server, "Practitioner/audit-doc")
+    launch = ehr_launch(server, patient=pid, fhirUser="Practitioner/audit-doc")
     verifier, challenge = pkce()
-    code = get_code(auth_server, auth_params(auth_server, client_id, SCOPE, challenge, launch=launch), user)
+    code = get_code(server, auth_params(server, client_id, SCOPE, challenge, launch=launch), user)
+    return pid, client_id, code, verifier, launch
+
+
+def test_ehr_launch_token_events_name_the_patient(auth_server: LiveServer, admin: httpx.Client) -> None:
+    pid, client_id, code, verifier, launch = _launch_code(auth_server, admin)
     r = exchange(auth_server, client_id, code, verifier)
     assert r.status_code == 200, r.text
     t = r.json()
@@ -132,12 +133,7 @@ def test_bad_code_exchange_records_the_error_code_not_the_code(auth_server: Live
 
 def test_wrong_verifier_names_the_codes_patient(auth_server: LiveServer, admin: httpx.Client) -> None:
     """A refused exchange of a real code (bad PKCE verifier) names the patient the code was for."""
-    pid = _patient(admin)
-    client_id = public_client(auth_server, SCOPE)
-    user = add_user(auth_server, "Practitioner/audit-doc")
-    launch = ehr_launch(auth_server, patient=pid, fhirUser="Practitioner/audit-doc")
-    _, challenge = pkce()
-    code = get_code(auth_server, auth_params(auth_server, client_id, SCOPE, challenge, launch=launch), user)
+    pid, client_id, code, _, _ = _launch_code(auth_server, admin)
     wrong, _ = pkce()
     r = exchange(auth_server, client_id, code, wrong)
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
