@@ -90,6 +90,14 @@ def _check_fhir_context(items: Any) -> None:
         for k in ("type", "role"):
             if k in item and not isinstance(item[k], str):
                 raise ValueError(f"{where}.{k} must be a string")
+        if "identifier" in item and not any(isinstance(item["identifier"].get(k), str) for k in ("system", "value")):
+            raise ValueError(f"{where}.identifier needs a system or value")
+        kind = item.get("type") or str(item.get("reference", "")).partition("/")[0]
+        if kind in ("Patient", "Encounter") and not item.get("role"):
+            # SMART 2.2: the launch Patient / Encounter are the patient / encounter parameters; in fhirContext
+            # they appear only with a role other than the launch one
+            raise ValueError(f"{where}: a {kind} in fhirContext needs a role (the launch {kind.lower()} is the "
+                             f"{kind.lower()} parameter)")
         unknown = set(item) - {"reference", "canonical", "identifier", "type", "role"}
         if unknown:
             raise ValueError(f"{where} has unknown member(s) {', '.join(sorted(unknown))}")

@@ -241,9 +241,11 @@ def build_router(svc: Any) -> APIRouter:
 
     @router.post("/auth/login")
     async def login(request: Request) -> Response:
-        wait = st.limiter.hit("login:" + _address(request))
+        key = "login:" + _address(request)
+        wait = st.limiter.hit(key)
         if wait:
-            await st.audit(request, "login-failed", False, status=429, error="too_many_requests")
+            if st.limiter.first_refusal(key):  # once per address and window: a flood stays cheap
+                await st.audit(request, "login-failed", False, status=429, error="too_many_requests")
             return too_many(wait)
         sess = await st.session(request)
         form = dict(await _pairs(request))
@@ -402,9 +404,11 @@ def build_router(svc: Any) -> APIRouter:
     # ---------------------------------------------------------------- token
     @router.post("/auth/token")
     async def token(request: Request) -> Response:
-        wait = st.limiter.hit("token:" + _address(request))
+        key = "token:" + _address(request)
+        wait = st.limiter.hit(key)
         if wait:
-            await st.audit(request, "token-denied", False, status=429, error="too_many_requests")
+            if st.limiter.first_refusal(key):
+                await st.audit(request, "token-denied", False, status=429, error="too_many_requests")
             return _oauth_error(429, "too_many_requests", "too many token requests; retry later",
                                 {"Retry-After": str(wait)})
         pairs = await _pairs(request)

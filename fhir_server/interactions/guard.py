@@ -137,7 +137,9 @@ async def restrict_matches(svc: Services, parsed: ParsedSearch, perm: str) -> No
     g = pol.peek(parsed.rtype, perm)
     if g is not None and g.restrictions is not None:
         parsed.criteria.insert(0, _restriction_criterion(svc, parsed.rtype, g.restrictions))
-    parsed.visibility = pol.visibility(perm)
+    own, traversed = pol.visibility(perm), pol.visibility("s")  # the matched type: perm; what a chain looks at: s
+    parsed.visibility = Visibility(lambda t: own.patients(t) if t == parsed.rtype else traversed.patients(t),
+                                   svc.registry)
 
 
 async def meets_restrictions(svc: Services, conn: Conn | None, g: Grant, rid: str) -> bool:

@@ -29,6 +29,8 @@ BASE = "http://hl7.org/fhir/StructureDefinition/"
 
 #: ``<element path>.resolve()`` in an invariant (a plain path from the element the invariant is on)
 _RESOLVE = re.compile(r"(?<![\w'%).])([A-Za-z]\w*(?:\.[A-Za-z]\w*)*)\.resolve\(\)")
+#: ``extension('<url>').value.resolve()`` in an invariant
+_EXTENSION_RESOLVE = re.compile(r"extension\('([^']+)'\)\.value(?:\.ofType\(Reference\))?\.resolve\(\)")
 
 
 @cache
@@ -165,31 +167,53 @@ class ProfileRegistry:
         return frozenset(out)
 
     def resolved_types(self, url: str) -> frozenset[str]:
-        """The resource types the profile's own invariants reach with ``<path>.resolve()`` (``path`` a plain element
-        path from the element the invariant is on, e.g. ``participant.member.resolve()`` on CareTeam): the types its
-        ``targetProfile`` names. A write checked against ``url`` needs those stored targets for ``resolve()``."""
+        """The resource types the invariants of ``url`` (its snapshot: inherited ones too) reach with ``resolve()``:
+        ``<path>.resolve()`` with ``path`` a plain element path from the element the invariant is on (e.g.
+        ``participant.member.resolve()`` on CareTeam; choice elements as ``value``), and
+        ``extension('<url>').value.resolve()`` (the extension's value targets) — the types their ``targetProfile``
+        names. A write checked against ``url`` needs those stored targets for ``resolve()``. Other forms (inside
+        ``where()``, relative to ``$this``) are not followed; their targets are fetched only when a constrained
+        ``targetProfile`` asks for them (``target_profile_types``)."""
         key = url.split("|")[0]
         found = self._resolved_types.get(key)
         if found is not None:
             return found
-        sd = self.get(key)
-        out: set[str] = set()
         try:
-            by_path = {el.get("path"): el for el in self.snapshot(key)} if sd is not None else {}
+            snapshot = self.snapshot(key) if self.get(key) is not None else []
         except (KeyError, SnapshotError):
-            by_path = {}
-        for el in (sd or {}).get("differential", {}).get("element", ()):
+            snapshot = []
+        by_path = {el.get("path"): el for el in snapshot}
+        out: set[str] = set()
+        for el in snapshot:
             for c in el.get("constraint") or ():
-                for m in _RESOLVE.finditer(c.get("expression") or ""):
-                    target = by_path.get(f"{el.get('path')}.{m.group(1)}") or {}
-                    for t in target.get("type") or ():
-                        for tp in t.get("targetProfile") or () if t.get("code") == "Reference" else ():
-                            typ = self.type_of(tp) if isinstance(tp, str) else None
-                            if typ:
-                                out.add(typ)
+                expression = c.get("expression") or ""
+                if "resolve()" not in expression:
+                    continue
+                for m in _RESOLVE.finditer(expression):
+                    path = f"{el.get('path')}.{m.group(1)}"
+                    out |= self._reference_types(by_path.get(path) or by_path.get(path + "[x]") or {})
+                for m in _EXTENSION_RESOLVE.finditer(expression):
+                    ext = self.get(m.group(1))
+                    if ext is not None:
+                        try:
+                            values = [e for e in self.snapshot(m.group(1)) if e.get("path") == "Extension.value[x]"]
+                        except (KeyError, SnapshotError):
+                            values = []
+                        for value in values:
+                            out |= self._reference_types(value)
         with self._lock:
             self._resolved_types[key] = frozenset(out)
         return self._resolved_types[key]
+
+    def _reference_types(self, element: dict[str, Any]) -> set[str]:
+        """The resource types an element's Reference ``targetProfile``s name."""
+        out: set[str] = set()
+        for t in element.get("type") or ():
+            for tp in t.get("targetProfile") or () if t.get("code") == "Reference" else ():
+                typ = self.type_of(tp) if isinstance(tp, str) else None
+                if typ:
+                    out.add(typ)
+        return out
 
     # -- snapshots ----------------------------------------------------------------------------------------------
     def snapshot(self, url: str) -> list[dict[str, Any]]:

@@ -166,3 +166,17 @@ def test_conditional_interactions_need_a_scope_on_traversed_types(auth_server: L
         _forbidden(c.delete("CarePlan", params=cond), "patient/Patient.rs")
     with _token(auth_server, ds, "patient/CarePlan.cruds patient/Patient.rs") as c:
         assert c.delete("CarePlan", params=cond).status_code in (200, 204)
+
+
+def test_conditional_create_with_a_chain_finds_what_a_search_finds(auth_server: LiveServer, ds: Dataset) -> None:
+    """The chain of an If-None-Exist condition looks at Patient with the token's search scope on Patient (not its
+    create permission, which it does not have): the existing Observation matches and nothing is created."""
+    cond = f"code:text=weight&subject:Patient.name=ChildA{ds.tag}"
+    with _token(auth_server, ds, "patient/Observation.cruds patient/Patient.rs") as c:
+        found = c.get(f"Observation?{cond}").json()
+        assert found["total"] == 1, found
+        obs = {"resourceType": "Observation", "status": "final", "code": {"text": "weight"},
+               "subject": {"reference": f"Patient/{ds.a.patient}"}}
+        r = c.post("Observation", json=obs, headers={"If-None-Exist": cond})
+        assert r.status_code == 200, r.text
+        assert r.headers["location"].split("/_history")[0].endswith(found["entry"][0]["resource"]["id"])

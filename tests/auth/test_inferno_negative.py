@@ -173,11 +173,13 @@ def test_launch_rejects_malformed_fhir_context(auth_server):
     (relative), canonical, identifier. A launch context breaking that is refused with 400 at /auth/launch."""
     ehr_id, key = backend_client(auth_server, "system/launch")
     token = backend_token(auth_server, ehr_id, key, "system/launch").json()["access_token"]
-    for bad in (["CarePlan/1"], [{"reference": "https://other.example.org/fhir/CarePlan/1"}], [{"type": "CarePlan"}]):
+    for bad in (["CarePlan/1"], [{"reference": "https://other.example.org/fhir/CarePlan/1"}], [{"type": "CarePlan"}],
+                [{"reference": "Patient/p2"}], [{"identifier": {}}]):
         r = httpx.post(f"{root(auth_server)}/auth/launch", json={"patient": "p1", "fhirContext": bad},
                        headers={"Authorization": f"Bearer {token}"}, timeout=30)
         assert r.status_code == 400 and r.json()["error"] == "invalid_request", (bad, r.text)
     good = [{"reference": "CarePlan/1", "role": "https://example.org/role"}, {"canonical": "http://x.org/Q|1"},
+            {"reference": "Patient/sibling", "role": "https://example.org/sibling"},
             {"identifier": {"system": "urn:x", "value": "1"}, "type": "DocumentReference"}]
     r = httpx.post(f"{root(auth_server)}/auth/launch", json={"patient": "p1", "fhirContext": good},
                    headers={"Authorization": f"Bearer {token}"}, timeout=30)

@@ -163,3 +163,28 @@ def test_relative_references_walk():
     cp["contained"] = [copy.deepcopy(_careplan("CareTeam/f"))]
     assert relative_references(cp) == ["Patient/p1", "CareTeam/a", "Practitioner/p", "CareTeam/f"]
     assert relative_references(cp, {"CareTeam"}) == ["CareTeam/a", "CareTeam/f"]
+
+
+def test_resolved_types_follow_inherited_invariants_and_extension_values():
+    """The stored targets an invariant's ``resolve()`` needs: plain paths (cares-ct-4 ``participant.member``),
+    ``extension('<url>').value`` (cares-icp-6, the enrollment), and invariants a derived profile inherits."""
+    import copy
+    import json
+    from pathlib import Path
+
+    from fhir_server.validation.registry import ProfileRegistry
+
+    ig = Path(__file__).resolve().parents[2] / "profiles" / "data" / "ig"
+    reg = ProfileRegistry()
+    for name in ("cares-patient", "cares-careteam", "cares-icp", "cares-ext-icp-enrollment", "cares-enrollment"):
+        reg.add(json.loads((ig / f"{name}.json").read_text(encoding="utf-8")))
+    sd = "http://cares-fhir.org/fhir/StructureDefinition/"
+    team = reg.resolved_types(sd + "cares-careteam")
+    assert {"Practitioner", "PractitionerRole", "RelatedPerson", "Organization"} <= team
+    assert "EpisodeOfCare" in reg.resolved_types(sd + "cares-icp")
+    assert "Patient" in reg.resolved_types(sd + "cares-enrollment")
+    child = copy.deepcopy(json.loads((ig / "cares-careteam.json").read_text(encoding="utf-8")))
+    child.update(url="http://example.org/StructureDefinition/child-team", baseDefinition=sd + "cares-careteam",
+                 differential={"element": [{"id": "CareTeam.name", "path": "CareTeam.name", "min": 1}]})
+    reg.add(child)
+    assert reg.resolved_types(child["url"]) == team
