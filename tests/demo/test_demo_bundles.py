@@ -35,10 +35,11 @@ PROFILE_OF = {"Patient": "cares-patient", "RelatedPerson": "cares-relatedperson"
               "Goal": "cares-goal", "Composition": "cares-icp-health-summary", "ServiceRequest": "cares-referral",
               "Task": "cares-followup-task", "EpisodeOfCare": "cares-enrollment"}
 PLAN_PROFILE_OF = {"icp": "cares-icp", "emergency-plan": "cares-emergency-plan"}
-# Consents and Communications by category code (the Communication "ICP shared with the PCP" has no profile).
+# Consents and Communications by category code.
 CATEGORY_PROFILE_OF = {("Consent", "64292-6"): "cares-consent-roi",
                        ("Communication", "enrollment-letter"): "cares-letter-enrollment",
-                       ("Communication", "ccm-notification"): "cares-communication-ccm-notification"}
+                       ("Communication", "ccm-notification"): "cares-communication-ccm-notification",
+                       ("Communication", "icp-shared"): "cares-icp-shared"}
 # The CARES program's own staff (Appendix M §IV), by PractitionerRole code, and the qualifications cares-staff
 # requires of the role (cares-stf-2, cares-stf-3; None: any code of the staff-qualification code system).
 CARES_STAFF_ROLES: dict[str, set[str] | None] = {"program-director": {"md", "do", "np", "pa"},

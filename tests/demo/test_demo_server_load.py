@@ -133,11 +133,12 @@ def test_demo_profiled_resources_validate_without_errors(fhir):
     assert set(checked) == {"cares-patient", "cares-relatedperson", "cares-careteam", "cares-goal", "cares-icp",
                             "cares-emergency-plan", "cares-icp-health-summary", "cares-referral",
                             "cares-followup-task", "cares-enrollment", "cares-consent-roi", "cares-letter-enrollment",
-                            "cares-communication-ccm-notification", "cares-staff"}, checked
+                            "cares-communication-ccm-notification", "cares-icp-shared", "cares-staff"}, checked
     assert checked["cares-icp"] == checked["cares-emergency-plan"] == checked["cares-patient"] >= 5
     assert checked["cares-enrollment"] == checked["cares-consent-roi"] == checked["cares-letter-enrollment"] == \
         checked["cares-patient"]
     assert checked["cares-staff"] == 8 and checked["cares-communication-ccm-notification"] == 1
+    assert checked["cares-icp-shared"] == 1
 
 
 def test_demo_profile_rules_apply_to_undeclared_resources(fhir):

@@ -36,7 +36,7 @@ ICP, EP, HS = SD + "cares-icp", SD + "cares-emergency-plan", SD + "cares-icp-hea
 EXTENSIONS = tuple(f"cares-ext-icp-{n}" for n in ("emergency-plan", "health-summary", "assessment", "approval",
                                                   "pcp-shared", "transition", "accessibility", "barrier",
                                                   "key-provider", "enrollment"))
-PROFILE_IDS = ("cares-icp", "cares-emergency-plan", "cares-icp-health-summary", *EXTENSIONS)
+PROFILE_IDS = ("cares-icp", "cares-emergency-plan", "cares-icp-health-summary", "cares-icp-shared", *EXTENSIONS)
 TERMINOLOGY = ("careplan-category", "care-coordination-activity", "icp-approval-method", "icp-health-summary-section",
                "icp-transition-type")
 CITE = re.compile(r"Appendix M §[IVX]+(\.[A-Za-z0-9()]+)*")
