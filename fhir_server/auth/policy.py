@@ -155,9 +155,13 @@ class Policy:
                    for s in self.access.scopes.resource):
             raise await self.deny(403, f"{what} needs system/*.cruds", None, perm="admin")
 
-    def visibility(self, perm: str = "s") -> Visibility:
-        """The compiler's view of what this token may find (``search.model.Visibility``)."""
-        return Visibility(lambda t: self._sql_patients(t, perm), self.svc.registry)
+    def visibility(self, perm: str = "s", rtype: str | None = None) -> Visibility:
+        """The compiler's view of what this token may find (``search.model.Visibility``): resources of ``rtype``
+        (every type when None) as ``perm`` allows; the other types — what a chain or ``_has`` looks through — as
+        search (``s``) allows."""
+        if rtype is None or perm == "s":
+            return Visibility(lambda t: self._sql_patients(t, perm), self.svc.registry)
+        return Visibility(lambda t: self._sql_patients(t, perm if t == rtype else "s"), self.svc.registry)
 
     def _sql_patients(self, rtype: str, perm: str) -> tuple[str, ...] | None:
         g = self.peek(rtype, perm)

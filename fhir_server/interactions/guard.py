@@ -103,6 +103,12 @@ async def _traversals(svc: Services, pol: Policy, c: Criterion, perm: str) -> Cr
     return c
 
 
+def _restrict_type(svc: Services, parsed: ParsedSearch, g: Grant | None) -> None:
+    """AND the v2 query restrictions of ``g`` (the grant on the searched type) into ``parsed``."""
+    if g is not None and g.restrictions is not None:
+        parsed.criteria.insert(0, _restriction_criterion(svc, parsed.rtype, g.restrictions))
+
+
 async def restrict_search(svc: Services, pol: Policy | None, parsed: ParsedSearch, perm: str = "s") -> None:
     """Limit ``parsed`` to what the token may find (compartments, chains, ``_has``, v2 restrictions); 403 when
     no scope allows ``perm`` on the searched type or on a type a chain or ``_has`` traverses."""
@@ -112,9 +118,7 @@ async def restrict_search(svc: Services, pol: Policy | None, parsed: ParsedSearc
         await pol.grant(parsed.rtype, perm)  # the searched type first: its 403 before a traversed type's
     parsed.criteria = [await _traversals(svc, pol, c, perm) for c in parsed.criteria]
     if parsed.types is None:
-        g = await pol.grant(parsed.rtype, perm)
-        if g.restrictions is not None:
-            parsed.criteria.insert(0, _restriction_criterion(svc, parsed.rtype, g.restrictions))
+        _restrict_type(svc, parsed, await pol.grant(parsed.rtype, perm))
         parsed.visibility = pol.visibility(perm)
         return
     base = pol.visibility(perm)
@@ -134,12 +138,8 @@ async def restrict_matches(svc: Services, parsed: ParsedSearch, perm: str) -> No
     if pol is None:
         return
     parsed.criteria = [await _traversals(svc, pol, c, "s") for c in parsed.criteria]
-    g = pol.peek(parsed.rtype, perm)
-    if g is not None and g.restrictions is not None:
-        parsed.criteria.insert(0, _restriction_criterion(svc, parsed.rtype, g.restrictions))
-    own, traversed = pol.visibility(perm), pol.visibility("s")  # the matched type: perm; what a chain looks at: s
-    parsed.visibility = Visibility(lambda t: own.patients(t) if t == parsed.rtype else traversed.patients(t),
-                                   svc.registry)
+    _restrict_type(svc, parsed, pol.peek(parsed.rtype, perm))
+    parsed.visibility = pol.visibility(perm, parsed.rtype)
 
 
 async def meets_restrictions(svc: Services, conn: Conn | None, g: Grant, rid: str) -> bool:
