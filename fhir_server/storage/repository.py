@@ -29,20 +29,6 @@ from fhir_server.storage.schema import resource as resource_table
 IndexRows = dict[str, list[tuple]]
 Indexer = Callable[[dict[str, Any]], IndexRows]
 
-_INSERT_SQL_CACHE: dict[tuple[str, int], str] = {}
-
-
-def _insert_rows(kind: str, rows: list[tuple]) -> tuple[str, list[Any]]:
-    """One multi-row INSERT of complete ``rows`` (rkey, rtype, param, …) into index table ``kind``."""
-    sql = _INSERT_SQL_CACHE.get((kind, len(rows)))
-    if sql is None:
-        table = INDEX_TABLES[kind]
-        one = "(" + ", ".join(["%s"] * len(table.columns)) + ")"
-        sql = _INSERT_SQL_CACHE[(kind, len(rows))] = (
-            f"INSERT INTO {table.name} ({', '.join(c.name for c in table.columns)}) VALUES "
-            + ", ".join([one] * len(rows)))
-    return sql, [v for r in rows for v in r]
-
 
 # Dropping a resource's index rows: one statement on PostgreSQL (data-modifying CTEs), one per table on SQLite.
 _DELETE_INDEX_PG = ("WITH " + ", ".join(f"d{i} AS (DELETE FROM {t.name} WHERE rkey = %s)"
@@ -150,11 +136,9 @@ class Repository:
         statements.append((_SQL_HISTORY, (rkey, version, rtype, rid, when, method, body)))
         for kind, kind_rows in rows.items():
             if kind_rows:
-                full = [(rkey, rtype, *r) for r in kind_rows]
-                if len(full) * len(INDEX_TABLES[kind].columns) <= conn.max_params:
-                    statements.append(_insert_rows(kind, full))
-                else:  # e.g. > 8 token rows on PostgreSQL: statements whose conversion psycopg caches
-                    statements += values_statements(INDEX_TABLES[kind], full, conn.max_params)
+                # at most max_params per statement: on PostgreSQL (> 8 token rows) psycopg then caches the conversion
+                statements += values_statements(INDEX_TABLES[kind], [(rkey, rtype, *r) for r in kind_rows],
+                                                conn.max_params)
         await conn.batch(statements)
         if current is None or current.deleted:  # created, or re-created after a delete
             conn.count_delta(rtype, 1)
@@ -298,8 +282,7 @@ class Repository:
             for kind, kind_rows in rows.items():
                 by_kind.setdefault(kind, []).extend((rkey, rtype, *r) for r in kind_rows)
         for kind, all_rows in by_kind.items():
-            per = max(1, limit // len(INDEX_TABLES[kind].columns))
-            statements += [_insert_rows(kind, all_rows[i:i + per]) for i in range(0, len(all_rows), per)]
+            statements += values_statements(INDEX_TABLES[kind], all_rows, limit)
         await conn.batch(statements)
 
 
