@@ -27,10 +27,15 @@ GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials"]
 AUTH_METHODS = ["client_secret_basic", "private_key_jwt"]
 
 
-def endpoints(settings: Settings) -> dict[str, str]:
-    """The absolute URLs of the OAuth endpoints (same scheme and host as the FHIR base URL)."""
+def auth_root(settings: Settings) -> str:
+    """The absolute URL of the authorization server's pages (same scheme and host as the FHIR base URL)."""
     parts = urlsplit(settings.fhir_base)
-    root = f"{parts.scheme}://{parts.netloc}/auth"
+    return f"{parts.scheme}://{parts.netloc}/auth"
+
+
+def endpoints(settings: Settings) -> dict[str, str]:
+    """The absolute URLs of the OAuth endpoints."""
+    root = auth_root(settings)
     return {"authorization_endpoint": f"{root}/authorize", "token_endpoint": f"{root}/token",
             "introspection_endpoint": f"{root}/introspect", "revocation_endpoint": f"{root}/revoke",
             "jwks_uri": f"{root}/jwks"}

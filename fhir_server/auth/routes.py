@@ -373,7 +373,8 @@ def build_router(svc: Any) -> APIRouter:
         if isinstance(patient, Response):
             return patient
         req = authorize_request(sess["req"])
-        ctx: dict[str, Any] = {"need_patient_banner": True, "smart_style_url": f"{urls['jwks_uri'][:-5]}/style.json"}
+        ctx: dict[str, Any] = {"need_patient_banner": True,
+                               "smart_style_url": f"{discovery.auth_root(settings)}/style.json"}
         if launch is not None:
             ctx.update(launch.context)
         req.smart_context = {"patient": patient, "encounter": launch.encounter if launch else None,

@@ -30,10 +30,10 @@ def root(server: LiveServer) -> str:
     return server.base.rsplit("/fhir", 1)[0]
 
 
-def run_db(server: LiveServer, fn: Any) -> Any:
-    """``await fn(db)`` on ``server``'s database."""
+def on_database(url: str, fn: Any) -> Any:
+    """``await fn(db)`` on the database at ``url``, on a fresh event loop."""
     async def go() -> Any:
-        db: Database = create_database(server.settings.database_url, pool_size=1)
+        db: Database = create_database(url, pool_size=1)
         await db.open()
         try:
             return await fn(db)
@@ -41,6 +41,11 @@ def run_db(server: LiveServer, fn: Any) -> Any:
             await db.close()
 
     return asyncio.run(go())
+
+
+def run_db(server: LiveServer, fn: Any) -> Any:
+    """``await fn(db)`` on ``server``'s database."""
+    return on_database(server.settings.database_url, fn)
 
 
 def uid(prefix: str) -> str:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from joserfc.jwk import RSAKey
 
 from fhir_server.auth import clients, keys, launches, passwords, users
-from fhir_server.storage.db import create_database
+from tests.auth.oauth_support import on_database
 
 CLI = [sys.executable, "-m", "fhir_server"]
 
@@ -21,18 +19,6 @@ CLI = [sys.executable, "-m", "fhir_server"]
 def _run(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args, "--database-url", url], input=stdin, capture_output=True, text=True,
                           timeout=120)
-
-
-def _db(url: str, fn: Any) -> Any:
-    async def go() -> Any:
-        db = create_database(url, pool_size=1)
-        await db.open()
-        try:
-            return await fn(db)
-        finally:
-            await db.close()
-
-    return asyncio.run(go())
 
 
 def test_clients_add_and_list(fresh_db_url, tmp_path):
@@ -53,12 +39,12 @@ def test_clients_add_and_list(fresh_db_url, tmp_path):
     assert r.returncode == 0, r.stderr
     backend_id = r.stdout.split("client_id: ")[1].split()[0]
 
-    pub = _db(fresh_db_url, lambda db: clients.get(db, public_id))
+    pub = on_database(fresh_db_url, lambda db: clients.get(db, public_id))
     assert pub.auth_method == "none" and pub.redirect_uris == ["https://app/cb", "https://app/cb2"]
-    conf = _db(fresh_db_url, lambda db: clients.get(db, secret_id))
+    conf = on_database(fresh_db_url, lambda db: clients.get(db, secret_id))
     assert conf.auth_method == "client_secret_basic" and secret not in conf.secret_hash
     assert conf.secret_hash.startswith("$argon2") and passwords.verify(conf.secret_hash, secret)
-    back = _db(fresh_db_url, lambda db: clients.get(db, backend_id))
+    back = on_database(fresh_db_url, lambda db: clients.get(db, backend_id))
     assert back.auth_method == "private_key_jwt" and back.jwks["keys"][0]["kid"] == "k1"
 
     out = _run(fresh_db_url, "clients", "list").stdout
@@ -76,9 +62,9 @@ def test_users_add_and_list(fresh_db_url):
              stdin="s3cret-password\n")
     assert r.returncode == 0, r.stderr
     assert "s3cret-password" not in r.stdout + r.stderr
-    user = _db(fresh_db_url, lambda db: users.authenticate(db, "cc1", "s3cret-password"))
+    user = on_database(fresh_db_url, lambda db: users.authenticate(db, "cc1", "s3cret-password"))
     assert user is not None and user.fhir_user == "Practitioner/1" and user.roles == ("care-coordinator",)
-    assert _db(fresh_db_url, lambda db: users.authenticate(db, "cc1", "wrong-password")) is None
+    assert on_database(fresh_db_url, lambda db: users.authenticate(db, "cc1", "wrong-password")) is None
     out = _run(fresh_db_url, "users", "list").stdout
     assert "cc1\tPractitioner/1\tcare-coordinator\tCasey Coordinator" in out and "s3cret" not in out
     # duplicate user, bad fhirUser, short password: refused with a message
@@ -99,9 +85,9 @@ def test_launch(fresh_db_url):
     assert url.startswith("https://app.example.org/launch?")
     q = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     assert q == {"iss": "https://ehr.example.org/fhir", "launch": value}
-    launch = _db(fresh_db_url, lambda db: launches.resolve(db, value))
+    launch = on_database(fresh_db_url, lambda db: launches.resolve(db, value))
     assert (launch.patient, launch.encounter, launch.fhir_user) == ("kid-1", "e-1", "Practitioner/1")
-    assert _db(fresh_db_url, lambda db: launches.resolve(db, value + "x")) is None
+    assert on_database(fresh_db_url, lambda db: launches.resolve(db, value + "x")) is None
     assert _run(fresh_db_url, "launch", "--patient", "bad id!").returncode == 2
 
 
@@ -112,10 +98,10 @@ def test_keys_rotate(fresh_db_url):
     assert len(listed) == 2  # the first-start key and the new one
     new_kid = r.stdout.split("new signing key: ")[1].split()[0]
     assert listed[0].split("\t") == [new_kid, "RS256", "active"] and listed[1].endswith("\tinactive")
-    jwks = _db(fresh_db_url, keys.jwks)
+    jwks = on_database(fresh_db_url, keys.jwks)
     assert {k["kid"] for k in jwks["keys"]} == {line.split("\t")[0] for line in listed}
     assert all("d" not in k for k in jwks["keys"])
-    assert str(_db(fresh_db_url, keys.active_key).kid) == new_kid
+    assert str(on_database(fresh_db_url, keys.active_key).kid) == new_kid
 
 
 def test_serve_demo_creates_demo_logins(fresh_db_url):
@@ -150,5 +136,5 @@ def test_serve_demo_creates_demo_logins(fresh_db_url):
     listed = {line.split("\t")[0]: line.split("\t")[1] for line in _run(fresh_db_url, "users", "list").stdout.split(
         "\n") if line}
     assert listed["pcp"] == "Practitioner/pcp-marisol-vega" and listed["parent"].startswith("RelatedPerson/")
-    assert _db(fresh_db_url, lambda db: users.authenticate(db, "ccm", DEMO_PASSWORD)) is not None
-    assert _db(fresh_db_url, lambda db: clients.get(db, DEMO_CLIENT_ID)).auth_method == "none"
+    assert on_database(fresh_db_url, lambda db: users.authenticate(db, "ccm", DEMO_PASSWORD)) is not None
+    assert on_database(fresh_db_url, lambda db: clients.get(db, DEMO_CLIENT_ID)).auth_method == "none"
