@@ -394,8 +394,7 @@ class SmartServer(AuthorizationServer):
             # a refresh token is consumed in the transaction that issues its successors: of two concurrent
             # redemptions exactly one updates the row (PostgreSQL: the second waits for the first's row lock, then
             # finds it revoked; SQLite: writers are serialised), so only one gets new tokens
-            if request.refresh_token is not None and not await tokens.consume_refresh(
-                    db, request.refresh_token.value, conn=c):
+            if request.refresh_token is not None and not await tokens.consume_refresh(request.refresh_token.value, c):
                 # redeemed before (a race, or a replay of a rotated token): per the OAuth 2.0 Security BCP
                 # (RFC 9700 §4.14.2) the whole grant ends; committed, with nothing issued
                 await tokens.revoke_grant(db, grant_id, conn=c)

@@ -94,7 +94,11 @@ async def issue(db: Database, *, kind: str, client_id: str, scope: str, ttl_seco
 async def find(db: Database, token: str) -> TokenRecord | None:
     """The stored record of ``token`` (active or not), uncached; None when unknown."""
     async with db.read() as c:
-        row = await c.one(f"SELECT {_COLUMNS} FROM oauth_token WHERE token_hash = %s", (hash_token(token),))
+        return await _select(c, hash_token(token))
+
+
+async def _select(c: Conn, token_hash: str) -> TokenRecord | None:
+    row = await c.one(f"SELECT {_COLUMNS} FROM oauth_token WHERE token_hash = %s", (token_hash,))
     return _record(row) if row is not None else None
 
 
@@ -109,10 +113,10 @@ async def lookup(db: Database, token: str, kind: str = "access") -> TokenRecord 
         rec = hit[0]
     else:
         async with db.read() as c:
-            row = await c.one(f"SELECT {_COLUMNS} FROM oauth_token WHERE token_hash = %s", (h,))
-        if row is None:
+            found = await _select(c, h)
+        if found is None:
             return None
-        rec = _record(row)
+        rec = found
         if rec.kind == "access" and rec.active():
             if len(_cache) >= _CACHE_MAX:
                 _cache.clear()
@@ -126,11 +130,10 @@ async def revoke(db: Database, token: str, conn: Conn | None = None) -> TokenRec
     _cache.pop(h, None)
 
     async def run(c: Conn) -> TokenRecord | None:
-        row = await c.one(f"SELECT {_COLUMNS} FROM oauth_token WHERE token_hash = %s", (h,))
-        if row is None:
-            return None
-        await c.run("UPDATE oauth_token SET revoked = %s WHERE token_hash = %s", (True, h))
-        return _record(row)
+        rec = await _select(c, h)
+        if rec is not None:
+            await c.run("UPDATE oauth_token SET revoked = %s WHERE token_hash = %s", (True, h))
+        return rec
 
     if conn is not None:
         return await run(conn)
@@ -138,15 +141,13 @@ async def revoke(db: Database, token: str, conn: Conn | None = None) -> TokenRec
         return await run(c)
 
 
-async def consume_refresh(db: Database, token: str, conn: Conn) -> bool:
+async def consume_refresh(token: str, conn: Conn) -> bool:
     """Mark the refresh token ``token`` used, in ``conn``'s transaction; False when it was no longer active
     (revoked, redeemed by a concurrent request, or not a refresh token; its expiry was checked when it was looked
     up). One conditional ``UPDATE``: of two concurrent redemptions exactly one sees a row count of 1, on SQLite and
     PostgreSQL alike."""
-    h = hash_token(token)
-    _cache.pop(h, None)
     n = await conn.run("UPDATE oauth_token SET revoked = %s WHERE token_hash = %s AND kind = %s AND NOT revoked",
-                       (True, h, "refresh"))
+                       (True, hash_token(token), "refresh"))  # refresh tokens are never in the access cache
     return n == 1
 
 
