@@ -193,14 +193,12 @@ class ProfileRegistry:
                     path = f"{el.get('path')}.{m.group(1)}"
                     out |= self._reference_types(by_path.get(path) or by_path.get(path + "[x]") or {})
                 for m in _EXTENSION_RESOLVE.finditer(expression):
-                    ext = self.get(m.group(1))
-                    if ext is not None:
-                        try:
-                            values = [e for e in self.snapshot(m.group(1)) if e.get("path") == "Extension.value[x]"]
-                        except (KeyError, SnapshotError):
-                            values = []
-                        for value in values:
-                            out |= self._reference_types(value)
+                    try:
+                        ext = self.snapshot(m.group(1))
+                    except (KeyError, SnapshotError):
+                        continue
+                    for value in (e for e in ext if e.get("path") == "Extension.value[x]"):
+                        out |= self._reference_types(value)
         with self._lock:
             self._resolved_types[key] = frozenset(out)
         return self._resolved_types[key]

@@ -68,12 +68,18 @@ def _search_value(sp: dict[str, Any], value: Any) -> str | None:
     return None
 
 
+_POSTED: dict[str, list[dict[str, Any]]] = {}  # server base -> what _post_examples wrote there
+
+
 def _post_examples(fhir) -> list[dict[str, Any]]:
     """Post the valid example transactions (PUTs with fixed ids) and the demo children (POSTs: the ids the server
-    assigned are filled in from the response); every resource they wrote."""
+    assigned are filled in from the response) once per server; every resource they wrote."""
     from fhir_server.demo import load_bundles
 
-    out = []
+    key = str(fhir.base_url)
+    if key in _POSTED:
+        return _POSTED[key]
+    out: list[dict[str, Any]] = []
     for bundle in [*(json.loads(p.read_text(encoding="utf-8")) for p in TRANSACTIONS),
                    *(b for _, b in load_bundles())]:
         r = fhir.post("", json=bundle, headers=FHIR_JSON)
@@ -84,6 +90,7 @@ def _post_examples(fhir) -> list[dict[str, Any]]:
         for urn, ref in written.items():  # what the server stored: urn:uuid references rewritten
             text = text.replace(f'"{urn}"', f'"{ref}"')
         out += [{**res, "id": ref.split("/")[1]} for res, ref in zip(json.loads(text), written.values(), strict=True)]
+    _POSTED[key] = out
     return out
 
 
